@@ -1,0 +1,1 @@
+"""Benchmarks for :mod:`mmfusion_sklearn` (not part of the installed package)."""

@@ -1,0 +1,14 @@
+"""Input parsing and the MultimodalData container (no torch here)."""
+
+from .container import MultimodalData, as_multimodal
+from .inference import infer_kind
+from .modality import KINDS, Modality, resolve_modality_spec
+
+__all__ = [
+    "KINDS",
+    "Modality",
+    "MultimodalData",
+    "as_multimodal",
+    "infer_kind",
+    "resolve_modality_spec",
+]

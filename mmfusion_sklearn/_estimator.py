@@ -1,0 +1,544 @@
+"""MultimodalFusionClassifier: the scikit-learn face of the fusion network."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from copy import deepcopy
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn_compat.base import _fit_context
+from sklearn_compat.utils.validation import validate_data
+
+from ._data import MultimodalData, resolve_modality_spec
+from ._inputs import (
+    check_known_modalities,
+    fit_preprocessors,
+    is_multimodal_input,
+    presence_matrix,
+    resolve_modalities,
+    transform_modalities,
+)
+from ._torch.encoders import (
+    EmbeddingEncoder,
+    ModuleEncoder,
+    build_encoder,
+    compute_features,
+    module_output_width,
+)
+from ._torch.losses import contrastive_pairs
+from ._torch.model import MultimodalFusionNet
+from ._training import ContrastiveNet, EpochProgressBar, FusionDataset, FusionNet
+
+
+def _resolve_device(device: Any) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            "The 'device' parameter of MultimodalFusionClassifier must be 'auto', 'cpu', "
+            f"'cuda', 'cuda:N' or a torch.device. Got {device!r} instead."
+        ) from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"The 'device' parameter is {device!r} but CUDA is not available here. Use "
+            "device='auto' or 'cpu'."
+        )
+    return resolved
+
+
+class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
+    """Classify from several modalities, any of which may be missing.
+
+    Each modality has an encoder (tabular MLP, 2-D or 3-D CNN, LayerNorm+linear for
+    precomputed embeddings, or a user module). A learnable token per modality stands
+    in for its features wherever it is absent; the per-modality features are fused by
+    an MLP (or a transformer) and classified. Training uses simultaneous modality
+    dropout (the full input and every single-modality configuration in each step) and,
+    optionally, a supervised sigmoid contrastive pretraining stage (Gu, Saito and Ma,
+    MICCAI 2025).
+
+    Parameters
+    ----------
+    modalities : dict, list or None, default=None
+        None infers the modalities and their kinds from the data. A dict maps each
+        name to a kind (``"tabular"``, ``"image"``, ``"volume"``, ``"embedding"``), a
+        :class:`~mmfusion_sklearn.Modality`, or, for DataFrame input, the column(s)
+        forming it.
+    fusion : {"mlp", "transformer"}, default="mlp"
+        Fusion head: the paper's MLP block, or a transformer over modality tokens.
+    embed_dim : int, default=128
+        Width of every encoder's output, the modality tokens and the fused vector.
+    missing_token : {"learned", "zero"}, default="learned"
+        Learnable zero-initialised tokens for absent modalities, or plain zeros.
+    modality_dropout : {"simultaneous", "random", "none"}, default="simultaneous"
+        "simultaneous": loss = CE(full) + unimodal_weight * sum of the single-modality
+        CEs. "random": each modality of each sample dropped with probability
+        ``dropout_rate`` (one always kept). "none": no modality dropout.
+    dropout_rate : float, default=0.3
+        Drop probability of ``modality_dropout="random"``.
+    unimodal_weight : float, default=1.0
+        Weight of the single-modality terms of ``modality_dropout="simultaneous"``.
+    contrastive : {"fused", "unimodal"} or None, default="fused"
+        Pairs of the contrastive stage: unimodal-unimodal and unimodal-fused
+        ("fused"), unimodal-unimodal only ("unimodal"), or no contrastive stage.
+    pretrain_epochs : int, default=10
+        Epochs of the contrastive stage (0 skips it).
+    max_epochs : int, default=100
+        Maximum epochs of the classification stage.
+    batch_size : int, default=64
+        Minibatch size.
+    lr : float, default=1e-3
+        AdamW learning rate.
+    weight_decay : float, default=1e-4
+        AdamW weight decay.
+    early_stopping : bool, default=True
+        Hold out a stratified ``validation_fraction`` of the training data and stop
+        when its loss has not improved for ``patience`` epochs; the weights of the
+        best epoch are restored.
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+    patience : int, default=10
+        Epochs without improvement before stopping.
+    class_weight : dict, "balanced" or None, default=None
+        Weights per class, multiplied into ``sample_weight``.
+    device : str or torch.device, default="auto"
+        "auto" uses CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, the validation split and batch order: with an
+        int, two fits on the CPU give identical predictions.
+    verbose : int, default=0
+        0 is silent; 1 shows a progress bar per stage; 2 also prints a table per epoch.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    modalities_ : dict of str to Modality
+        The fitted modalities, in order, with their kinds resolved.
+    history_ : pandas.DataFrame
+        One row per epoch: ``stage`` ("contrastive" or "classification"), ``epoch``,
+        ``train_loss``, ``valid_loss`` (NaN without early stopping), ``dur``.
+    n_features_in_ : int
+        Number of features, only when fitted on a plain 2-D array or DataFrame.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, only when fitted on a DataFrame with string column names.
+    device_ : torch.device
+        The device used.
+
+    See Also
+    --------
+    MultimodalData : The sliceable container that model selection tools accept.
+    mmfusion_sklearn.metrics.missing_modality_report : Scores per subset of modalities.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfusion_sklearn import MultimodalFusionClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 60)
+    >>> X = {
+    ...     "clinical": rng.normal(size=(60, 3)) + y[:, None],
+    ...     "image": [rng.normal(size=(8, 8)) + y[i] if i % 3 else None for i in range(60)],
+    ... }
+    >>> clf = MultimodalFusionClassifier(
+    ...     embed_dim=16, max_epochs=5, pretrain_epochs=2, random_state=0)
+    >>> clf.fit(X, y).predict({"clinical": X["clinical"][:2]}).shape
+    (2,)
+    """
+
+    _parameter_constraints: dict = {
+        "modalities": [None, dict, list],
+        "fusion": [StrOptions({"mlp", "transformer"})],
+        "embed_dim": [Interval(Integral, 1, None, closed="left")],
+        "missing_token": [StrOptions({"learned", "zero"})],
+        "modality_dropout": [StrOptions({"simultaneous", "random", "none"})],
+        "dropout_rate": [Interval(Real, 0.0, 1.0, closed="left")],
+        "unimodal_weight": [Interval(Real, 0.0, None, closed="left")],
+        "contrastive": [StrOptions({"fused", "unimodal"}), None],
+        "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0.0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0.0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0.0, 1.0, closed="neither")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        modalities=None,
+        *,
+        fusion="mlp",
+        embed_dim=128,
+        missing_token="learned",
+        modality_dropout="simultaneous",
+        dropout_rate=0.3,
+        unimodal_weight=1.0,
+        contrastive="fused",
+        pretrain_epochs=10,
+        max_epochs=100,
+        batch_size=64,
+        lr=1e-3,
+        weight_decay=1e-4,
+        early_stopping=True,
+        validation_fraction=0.1,
+        patience=10,
+        class_weight=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.modalities = modalities
+        self.fusion = fusion
+        self.embed_dim = embed_dim
+        self.missing_token = missing_token
+        self.modality_dropout = modality_dropout
+        self.dropout_rate = dropout_rate
+        self.unimodal_weight = unimodal_weight
+        self.contrastive = contrastive
+        self.pretrain_epochs = pretrain_epochs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.class_weight = class_weight
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    # -- input -------------------------------------------------------------------
+    def _as_data(self, X: Any, reset: bool) -> MultimodalData:
+        """Validate X and return it as MultimodalData (plain tables become one modality)."""
+        spec = resolve_modality_spec(self.modalities)
+        if is_multimodal_input(X, spec):
+            if reset:
+                for attr in ("n_features_in_", "feature_names_in_"):
+                    self.__dict__.pop(attr, None)
+            if isinstance(X, pd.DataFrame):
+                return MultimodalData(X, modalities=spec)
+            return MultimodalData(X)
+        name = next(iter(spec)) if spec is not None and len(spec) == 1 else None
+        if isinstance(X, pd.DataFrame):
+            X = validate_data(self, X, reset=reset, skip_check_array=True)
+            return MultimodalData({name or "tabular": X})
+        if isinstance(X, np.ndarray) and X.ndim >= 3:
+            return MultimodalData({name or ("volume" if X.ndim == 5 else "image"): X})
+        X = validate_data(self, X, reset=reset, ensure_all_finite="allow-nan", dtype="numeric")
+        return MultimodalData({name or "tabular": X})
+
+    def _model_arrays(self, data: MultimodalData) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per-modality float32 arrays (frozen encoders applied) and the presence mask."""
+        check_known_modalities(data, self.modalities_)
+        names = list(self.modalities_)
+        present = presence_matrix(data, names)
+        arrays = transform_modalities(data, self._preprocessors, len(data))
+        for name, module in self._frozen_encoders.items():
+            features = compute_features(
+                module, torch.from_numpy(arrays[name][present[:, names.index(name)]]),
+                self.batch_size, self.device_,
+            ).numpy()
+            full = np.zeros((len(data), self._input_shapes[name][0]), dtype=np.float32)
+            full[present[:, names.index(name)]] = features
+            arrays[name] = full
+        return arrays, present
+
+    # -- network -----------------------------------------------------------------
+    def _build_network(self, input_shapes: dict[str, tuple[int, ...]]) -> MultimodalFusionNet:
+        encoders = {}
+        for name, modality in self.modalities_.items():
+            shape = input_shapes[name]
+            if name in self._frozen_encoders:
+                encoders[name] = EmbeddingEncoder(shape[0], self.embed_dim)
+            elif modality.encoder is not None:
+                backbone = deepcopy(modality.encoder)
+                width = module_output_width(backbone, shape)
+                encoders[name] = ModuleEncoder(backbone, width, self.embed_dim)
+            else:
+                encoders[name] = build_encoder(
+                    modality.kind, shape if len(shape) > 1 else shape[0], self.embed_dim
+                )
+        return MultimodalFusionNet(
+            encoders, len(self.classes_), self.embed_dim, self.fusion, self.missing_token
+        )
+
+    def _net_kwargs(self, seed: int, epochs: int, desc: str) -> dict[str, Any]:
+        callbacks = []
+        if self.verbose:
+            callbacks.append(("progress", EpochProgressBar(desc, epochs)))
+        return {
+            "optimizer": torch.optim.AdamW,
+            "optimizer__weight_decay": self.weight_decay,
+            "lr": self.lr,
+            "max_epochs": epochs,
+            "batch_size": self.batch_size,
+            "device": self.device_,
+            "verbose": int(self.verbose >= 2),
+            "callbacks": callbacks,
+            "iterator_seed": seed,
+        }
+
+    # -- fit -----------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MultimodalFusionClassifier:
+        """Fit the encoders, tokens and fusion network.
+
+        Parameters
+        ----------
+        X : dict, list of dict, MultimodalData, DataFrame or array-like
+            Training samples in any accepted form (see :class:`MultimodalData`); a
+            plain 2-D array is one tabular modality. Every sample needs at least one
+            modality.
+        y : array-like of shape (n_samples,)
+            Class labels (any hashable values: strings, ints, bools).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the classification loss.
+
+        Returns
+        -------
+        self : MultimodalFusionClassifier
+            The fitted estimator.
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        data = self._as_data(X, reset=True)
+        y = column_or_1d(y, warn=True)
+        if len(y) != len(data):
+            raise ValueError(
+                f"Number of samples in X ({len(data)}) and y ({len(y)}) do not match."
+            )
+        if len(y) == 0:
+            raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+        check_classification_targets(y)
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"y contains only one class ({self.classes_[0]!r}): a classifier needs "
+                "samples of at least 2 classes."
+            )
+        weight = _check_sample_weight(sample_weight, np.empty((len(y), 0)), dtype=np.float64)
+        if self.class_weight is not None:
+            weight = weight * compute_sample_weight(self.class_weight, y)
+        self.device_ = _resolve_device(self.device)
+
+        self.modalities_ = resolve_modalities(data, resolve_modality_spec(self.modalities))
+        names = list(self.modalities_)
+        present = presence_matrix(data, names)
+        self._preprocessors = fit_preprocessors(data, self.modalities_)
+        self._frozen_encoders = {
+            name: deepcopy(m.encoder).eval().requires_grad_(False)
+            for name, m in self.modalities_.items()
+            if m.encoder is not None and not m.trainable
+        }
+        self._input_shapes = {}
+        for name, preprocessor in self._preprocessors.items():
+            shape = preprocessor.n_features_out_
+            shape = tuple(shape) if isinstance(shape, tuple) else (shape,)
+            if name in self._frozen_encoders:
+                shape = (module_output_width(self._frozen_encoders[name], shape),)
+            self._input_shapes[name] = shape
+        arrays, present = self._model_arrays(data)
+
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(np.iinfo(np.int32).max, size=4)
+        train_index, valid_index = self._split(y_index, int(seeds[0]))
+        dataset = FusionDataset(
+            {k: torch.from_numpy(v) for k, v in arrays.items()},
+            torch.from_numpy(present),
+            torch.from_numpy(y_index.astype(np.int64)),
+            torch.from_numpy(weight.astype(np.float32)),
+        )
+        devices = [self.device_] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(seeds[1]))
+            self._fit_network(dataset, train_index, valid_index, seeds)
+        return self
+
+    def _split(self, y_index: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+        n = len(y_index)
+        index = np.arange(n)
+        if not self.early_stopping:
+            return index, None
+        n_classes = len(self.classes_)
+        n_valid = max(math.ceil(self.validation_fraction * n), n_classes)
+        if n - n_valid < n_classes:
+            warnings.warn(
+                f"Too few samples ({n}) to hold out a validation set for early stopping; "
+                "training on all of them for max_epochs.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return index, None
+        stratify = y_index if np.bincount(y_index).min() >= 2 else None
+        return train_test_split(index, test_size=n_valid, stratify=stratify, random_state=seed)
+
+    def _fit_network(self, dataset, train_index, valid_index, seeds) -> None:
+        from skorch.callbacks import EarlyStopping
+        from skorch.helper import predefined_split
+
+        train = dataset.subset(torch.from_numpy(train_index))
+        valid = None if valid_index is None else dataset.subset(torch.from_numpy(valid_index))
+        module = self._build_network(self._input_shapes)
+        history = []
+        n_modalities = len(self.modalities_)
+        if (
+            self.contrastive is not None
+            and self.pretrain_epochs > 0
+            and contrastive_pairs(n_modalities, self.contrastive)
+        ):
+            pretrainer = ContrastiveNet(
+                module, contrastive=self.contrastive, train_split=None,
+                **self._net_kwargs(int(seeds[2]), self.pretrain_epochs, "contrastive"),
+            )
+            pretrainer.fit(train, None)
+            history += [dict(row, stage="contrastive") for row in pretrainer.history]
+        kwargs = self._net_kwargs(int(seeds[3]), self.max_epochs, "classification")
+        if valid is not None:
+            kwargs["callbacks"].append(
+                ("early_stopping", EarlyStopping(
+                    monitor="valid_loss", patience=self.patience, threshold=0.0,
+                    load_best=True, sink=lambda *a, **k: None,
+                ))
+            )
+        self._net = FusionNet(
+            module,
+            objective=self.modality_dropout,
+            unimodal_weight=self.unimodal_weight,
+            dropout_rate=self.dropout_rate,
+            train_split=predefined_split(valid) if valid is not None else None,
+            **kwargs,
+        )
+        self._net.fit(train, None)
+        history += [dict(row, stage="classification") for row in self._net.history]
+        self.history_ = _history_frame(history)
+        # the training data are not needed after fit; keep pickles small
+        self._net.history.clear()
+
+    # -- prediction ----------------------------------------------------------------
+    def _logits(self, X: Any) -> torch.Tensor:
+        check_is_fitted(self)
+        data = self._as_data(X, reset=False)
+        arrays, present = self._model_arrays(data)
+        dataset = FusionDataset(
+            {k: torch.from_numpy(v) for k, v in arrays.items()}, torch.from_numpy(present)
+        )
+        return self._net.forward(dataset).double()
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Class scores (logits): shape (n_samples,) for two classes, else (n, n_classes).
+
+        Parameters
+        ----------
+        X : dict, list of dict, MultimodalData, DataFrame or array-like
+            Samples; modalities left out are treated as missing.
+
+        Returns
+        -------
+        ndarray
+            For two classes the log-odds of ``classes_[1]``.
+        """
+        logits = self._logits(X)
+        if logits.shape[1] == 2:
+            return (logits[:, 1] - logits[:, 0]).numpy()
+        return logits.numpy()
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : dict, list of dict, MultimodalData, DataFrame or array-like
+            Samples; modalities left out are treated as missing.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        return torch.softmax(self._logits(X), dim=1).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : dict, list of dict, MultimodalData, DataFrame or array-like
+            Samples; modalities left out are treated as missing.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self.classes_[self._logits(X).argmax(dim=1).numpy()]
+
+    # -- persistence ---------------------------------------------------------------
+    def save(self, path: str) -> None:
+        """Save the fitted model to the folder ``path`` without pickle.
+
+        Weights go to ``model.safetensors``; parameters, classes, modalities and the
+        fitted preprocessing to ``config.json``. Load with :meth:`load`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A folder (created if needed).
+        """
+        from ._persistence import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path: str, device: Any = "cpu") -> MultimodalFusionClassifier:
+        """Load a model saved by :meth:`save`, on ``device`` (default the CPU).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The folder written by :meth:`save`.
+        device : str or torch.device, default="cpu"
+            Where to put the model; a GPU-trained model loads on the CPU.
+
+        Returns
+        -------
+        MultimodalFusionClassifier
+            A fitted estimator.
+        """
+        from ._persistence import load_model
+
+        return load_model(cls, path, device)
+
+
+def _history_frame(rows: list[dict]) -> pd.DataFrame:
+    columns = ["stage", "epoch", "train_loss", "valid_loss", "dur"]
+    frame = pd.DataFrame([{k: row.get(k, np.nan) for k in columns} for row in rows],
+                         columns=columns)
+    return frame.astype({"epoch": int}) if len(frame) else frame

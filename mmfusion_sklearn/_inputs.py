@@ -1,0 +1,120 @@
+"""Turn any accepted X into a MultimodalData and its modalities into model arrays.
+
+This module sits between input parsing (``_data``, ``_preprocessing``) and the
+estimator; it uses numpy only.
+"""
+
+from __future__ import annotations
+
+from copy import copy
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._data import Modality, MultimodalData, infer_kind
+from ._preprocessing import make_preprocessor
+from ._preprocessing.tabular import _rows_text
+
+
+def is_multimodal_input(X: Any, spec: dict[str, Modality] | None) -> bool:
+    """True when X is one of the multimodal forms (dict, records, MultimodalData,
+    DataFrame whose columns ``spec`` assigns), False for a plain table or array."""
+    if isinstance(X, (MultimodalData, dict)):
+        return True
+    if isinstance(X, (list, tuple)) and len(X) and all(isinstance(r, dict) for r in X):
+        return True
+    if isinstance(X, pd.DataFrame) and spec is not None:
+        return len(spec) > 1 or any(m.columns is not None for m in spec.values())
+    return False
+
+
+def resolve_modalities(
+    data: MultimodalData, spec: dict[str, Modality] | None
+) -> dict[str, Modality]:
+    """The fitted modalities: every modality of ``data`` with its kind resolved.
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` declares a modality that ``data`` lacks entirely, or ``data`` holds
+        one that ``spec`` does not declare.
+    """
+    names = data.modality_names
+    if spec is not None:
+        absent = [name for name in spec if name not in data]
+        if absent:
+            raise ValueError(
+                f"Modalities {absent} are declared in 'modalities' but X has none of "
+                "their values in fit: a model cannot learn a modality it never sees."
+            )
+        undeclared = [name for name in names if name not in spec]
+        if undeclared:
+            raise ValueError(
+                f"X holds modalities {undeclared} that 'modalities' does not declare. "
+                f"Declared: {list(spec)}."
+            )
+        names = list(spec)
+    resolved = {}
+    for name in names:
+        modality = copy(spec[name]) if spec is not None else Modality()
+        if not data.present(name).any():
+            raise ValueError(
+                f"Modality {name!r} is missing for every sample in fit; drop it or "
+                "provide some of its values."
+            )
+        if modality.kind is None:
+            modality = modality.with_kind(
+                infer_kind(name, data.values(name), data.present(name))
+            )
+        resolved[name] = modality
+    return resolved
+
+
+def check_known_modalities(data: MultimodalData, modalities: dict[str, Modality]) -> None:
+    """Raise a ValueError naming any modality of ``data`` unseen in fit."""
+    unknown = [name for name in data.modality_names if name not in modalities]
+    if unknown:
+        raise ValueError(
+            f"X has modalities {unknown} that were not seen in fit. Known modalities: "
+            f"{list(modalities)}."
+        )
+
+
+def presence_matrix(data: MultimodalData, names: list[str]) -> np.ndarray:
+    """(n, M) boolean presence in the order of ``names``; absent keys are all False."""
+    present = np.stack([data.present(name) for name in names], axis=1)
+    empty = np.flatnonzero(~present.any(axis=1))
+    if len(empty):
+        raise ValueError(
+            f"Samples {_rows_text(empty)} have no modality at all; every sample needs "
+            f"at least one of {names}."
+        )
+    return present
+
+
+def fit_preprocessors(
+    data: MultimodalData, modalities: dict[str, Modality]
+) -> dict[str, Any]:
+    """Fit one preprocessor per modality on the samples where it is present."""
+    return {
+        name: make_preprocessor(name, modality.kind, modality).fit(
+            data.values(name), data.present(name)
+        )
+        for name, modality in modalities.items()
+    }
+
+
+def transform_modalities(
+    data: MultimodalData, preprocessors: dict[str, Any], n_samples: int
+) -> dict[str, np.ndarray]:
+    """Float32 arrays per modality; zeros where (or when entirely) absent."""
+    arrays = {}
+    for name, preprocessor in preprocessors.items():
+        if name in data:
+            arrays[name] = preprocessor.transform(data.values(name), data.present(name))
+        else:
+            shape = preprocessor.n_features_out_
+            shape = shape if isinstance(shape, tuple) else (shape,)
+            arrays[name] = np.zeros((n_samples, *shape), dtype=np.float32)
+    return arrays

@@ -1,0 +1,158 @@
+"""Save and load fitted models without pickle: safetensors weights plus JSON config."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._data import Modality
+from ._preprocessing import preprocessor_from_state
+from ._training import FusionNet
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def _modality_to_json(name: str, modality: Modality) -> dict[str, Any]:
+    if modality.encoder is not None:
+        raise ValueError(
+            f"Modality {name!r} uses a custom encoder module, which save() cannot store "
+            "without pickle. Use pickle or joblib for this model."
+        )
+    state = asdict(modality)
+    state.pop("encoder")
+    if state["image_size"] is not None:
+        state["image_size"] = list(state["image_size"])
+    return state
+
+
+def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in params.items():
+        if key == "modalities" and isinstance(value, dict):
+            value = {
+                k: {"__modality__": _modality_to_json(k, v)} if isinstance(v, Modality) else v
+                for k, v in value.items()
+            }
+        elif key == "device":
+            value = str(value)
+        elif key == "random_state" and not (value is None or isinstance(value, int)):
+            value = None  # a RandomState instance is not reproducible from JSON
+        elif key == "class_weight" and isinstance(value, dict):
+            value = {"__items__": [[_label_to_json(k), float(v)] for k, v in value.items()]}
+        out[key] = value
+    return out
+
+
+def _params_from_json(params: dict[str, Any]) -> dict[str, Any]:
+    params = dict(params)
+    if isinstance(params.get("modalities"), dict):
+        params["modalities"] = {
+            k: Modality(**v["__modality__"]) if isinstance(v, dict) else v
+            for k, v in params["modalities"].items()
+        }
+    if isinstance(params.get("class_weight"), dict):
+        params["class_weight"] = {k: v for k, v in params["class_weight"]["__items__"]}
+    return params
+
+
+def _label_to_json(label: Any) -> Any:
+    if isinstance(label, np.generic):
+        label = label.item()
+    if not isinstance(label, (str, int, float, bool)):
+        raise ValueError(
+            f"save() stores class labels as JSON; label {label!r} of type "
+            f"{type(label).__name__} is not a string, number or bool. Use pickle instead."
+        )
+    return label
+
+
+def save_model(estimator: Any, path: str | Path) -> None:
+    """Write ``config.json`` and ``model.safetensors`` of a fitted estimator to ``path``."""
+    from safetensors.torch import save_file
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "format_version": FORMAT_VERSION,
+        "estimator": type(estimator).__name__,
+        "params": _json_params(estimator.get_params(deep=False)),
+        "classes": [_label_to_json(c) for c in estimator.classes_],
+        "classes_dtype": estimator.classes_.dtype.str
+        if estimator.classes_.dtype != object else "object",
+        "modalities": {
+            name: _modality_to_json(name, m) for name, m in estimator.modalities_.items()
+        },
+        "preprocessors": {
+            name: p.get_state() for name, p in estimator._preprocessors.items()
+        },
+        "input_shapes": {k: list(v) for k, v in estimator._input_shapes.items()},
+        "history": json.loads(estimator.history_.to_json(orient="records")),
+    }
+    if hasattr(estimator, "n_features_in_"):
+        config["n_features_in_"] = int(estimator.n_features_in_)
+    if hasattr(estimator, "feature_names_in_"):
+        config["feature_names_in_"] = [str(c) for c in estimator.feature_names_in_]
+    state = {
+        k: v.detach().to("cpu").contiguous()
+        for k, v in estimator._net.module_.state_dict().items()
+    }
+    save_file(state, str(folder / WEIGHTS_FILE))
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+
+
+def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
+    """Rebuild a fitted estimator of class ``cls`` from the folder ``path``."""
+    import pandas as pd
+    from safetensors.torch import load_file
+
+    from ._estimator import _resolve_device
+
+    folder = Path(path)
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"No saved model at {str(folder)!r}: {CONFIG_FILE} is missing.")
+    config = json.loads(config_path.read_text())
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{str(folder)!r} was saved in format {config.get('format_version')}; this "
+            f"version reads format {FORMAT_VERSION}."
+        )
+    estimator = cls(**_params_from_json(config["params"]))
+    estimator.device = device
+    estimator.device_ = _resolve_device(device)
+    dtype = object if config["classes_dtype"] == "object" else np.dtype(config["classes_dtype"])
+    estimator.classes_ = np.array(config["classes"], dtype=dtype)
+    estimator.modalities_ = {k: Modality(**v) for k, v in config["modalities"].items()}
+    for modality in estimator.modalities_.values():
+        if modality.image_size is not None:
+            modality.image_size = tuple(modality.image_size)
+    estimator._preprocessors = {
+        k: preprocessor_from_state(v) for k, v in config["preprocessors"].items()
+    }
+    for preprocessor in estimator._preprocessors.values():
+        if hasattr(preprocessor, "shape_"):
+            preprocessor.shape_ = list(preprocessor.shape_)
+    estimator._frozen_encoders = {}
+    estimator._input_shapes = {k: tuple(v) for k, v in config["input_shapes"].items()}
+    estimator.history_ = pd.DataFrame(config["history"])
+    if "n_features_in_" in config:
+        estimator.n_features_in_ = config["n_features_in_"]
+    if "feature_names_in_" in config:
+        estimator.feature_names_in_ = np.array(config["feature_names_in_"], dtype=object)
+    module = estimator._build_network(estimator._input_shapes)
+    module.load_state_dict(load_file(str(folder / WEIGHTS_FILE), device="cpu"))
+    net = FusionNet(
+        module, batch_size=estimator.batch_size, device=estimator.device_, verbose=0,
+        train_split=None,
+    )
+    net.initialize()
+    estimator._net = net
+    return estimator

@@ -1,0 +1,264 @@
+"""Fitted preprocessing of tables and embedding vectors into float32 matrices.
+
+The state is plain JSON (lists, numbers, strings) so that a fitted model can be saved
+without pickle.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _rows_text(rows: np.ndarray, limit: int = 10) -> str:
+    rows = [int(r) for r in rows]
+    text = ", ".join(map(str, rows[:limit]))
+    return text + (f" ... ({len(rows)} rows)" if len(rows) > limit else "")
+
+
+def as_frame(name: str, values: Any) -> pd.DataFrame:
+    """Return a tabular modality's stored values as a DataFrame (rows = samples)."""
+    if isinstance(values, pd.DataFrame):
+        return values.reset_index(drop=True)
+    if values.dtype != object:
+        array = np.asarray(values)
+        if array.ndim == 1:
+            array = array[:, None]
+        if array.ndim != 2:
+            raise ValueError(
+                f"Tabular modality {name!r} must be 2-D (samples x features). Got an "
+                f"array of shape {array.shape} instead."
+            )
+        return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
+    # object items: 1-D vectors, scalars (one categorical/numeric column) or None
+    first = next((v for v in values if v is not None), None)
+    if first is not None and np.ndim(first) == 1:
+        width = len(first)
+        rows = []
+        for i, item in enumerate(values):
+            if item is None or (isinstance(item, float) and np.isnan(item)):
+                rows.append(np.full(width, np.nan))
+                continue
+            vector = np.asarray(item, dtype=float)
+            if vector.shape != (width,):
+                raise ValueError(
+                    f"Tabular modality {name!r}: row {i} has {vector.size} features "
+                    f"but row 0 of the present rows has {width}."
+                )
+            rows.append(vector)
+        return pd.DataFrame(np.vstack(rows), columns=[str(i) for i in range(width)])
+    return pd.DataFrame({name: pd.Series(list(values), dtype=object)})
+
+
+def _is_categorical(column: pd.Series) -> bool:
+    return not (
+        pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype)
+    )
+
+
+class TabularPreprocessor:
+    """Standardise numeric columns, add missing-value indicators, one-hot categoricals.
+
+    Parameters
+    ----------
+    name : str
+        Modality name, used in error messages.
+    categorical : list of str, default=None
+        Columns to one-hot encode even though they are numeric.
+
+    Notes
+    -----
+    Statistics come from the rows where the modality is present. Missing numeric
+    cells become the column mean (0 after scaling) and, for columns that had missing
+    cells in fit, an indicator column set to 1. A category unseen in fit encodes as
+    all zeros, with a warning.
+    """
+
+    kind = "tabular"
+
+    def __init__(self, name: str, categorical: list[str] | None = None) -> None:
+        self.name = name
+        self.categorical = list(categorical or [])
+
+    def fit(self, values: Any, present: np.ndarray) -> TabularPreprocessor:
+        frame = as_frame(self.name, values)
+        rows = frame[present]
+        self.columns_ = [str(c) for c in frame.columns]
+        frame.columns = self.columns_
+        rows.columns = self.columns_
+        unknown = [c for c in self.categorical if c not in self.columns_]
+        if unknown:
+            raise ValueError(
+                f"Modality {self.name!r}: categorical columns {unknown} are not among "
+                f"its columns {self.columns_}."
+            )
+        self.categorical_ = [
+            c for c in self.columns_ if c in self.categorical or _is_categorical(frame[c])
+        ]
+        self.numeric_ = [c for c in self.columns_ if c not in self.categorical_]
+        numeric = self._numeric(rows)
+        self._check_finite(numeric, np.flatnonzero(present))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            mean = np.nanmean(numeric, axis=0) if len(numeric) else np.zeros(numeric.shape[1])
+            std = np.nanstd(numeric, axis=0) if len(numeric) else np.ones(numeric.shape[1])
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+        self.mean_ = mean.tolist()
+        self.scale_ = std.tolist()
+        self.indicator_ = [
+            c for c, has_nan in zip(self.numeric_, np.isnan(numeric).any(axis=0)) if has_nan
+        ]
+        self.categories_ = {
+            c: sorted({str(v) for v in rows[c] if not pd.isna(v)}) for c in self.categorical_
+        }
+        self.n_features_out_ = (
+            len(self.numeric_)
+            + len(self.indicator_)
+            + sum(len(v) for v in self.categories_.values())
+        )
+        if self.n_features_out_ == 0:
+            raise ValueError(f"Modality {self.name!r} has no usable column.")
+        return self
+
+    def _numeric(self, frame: pd.DataFrame) -> np.ndarray:
+        if not self.numeric_:
+            return np.zeros((len(frame), 0))
+        try:
+            return frame[self.numeric_].to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"Modality {self.name!r}: numeric columns could not be read as numbers "
+                f"({exc})."
+            ) from exc
+
+    def _check_finite(self, numeric: np.ndarray, row_ids: np.ndarray) -> None:
+        bad = np.isinf(numeric)
+        if bad.any():
+            rows, cols = np.nonzero(bad)
+            raise ValueError(
+                f"Modality {self.name!r} has infinite values in column "
+                f"{self.numeric_[cols[0]]!r}, rows {_rows_text(row_ids[np.unique(rows)])}. "
+                "Replace them with finite values or NaN (missing)."
+            )
+
+    def transform(self, values: Any, present: np.ndarray) -> np.ndarray:
+        frame = as_frame(self.name, values)
+        frame.columns = [str(c) for c in frame.columns]
+        missing = [c for c in self.columns_ if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"Modality {self.name!r} lacks the columns {missing} it had in fit."
+            )
+        out = np.zeros((len(frame), self.n_features_out_), dtype=np.float32)
+        rows = np.flatnonzero(present)
+        if len(rows) == 0:
+            return out
+        part = frame.iloc[rows]
+        numeric = self._numeric(part)
+        self._check_finite(numeric, rows)
+        nan = np.isnan(numeric)
+        scaled = (numeric - np.asarray(self.mean_)) / np.asarray(self.scale_)
+        scaled[nan] = 0.0
+        blocks = [scaled]
+        if self.indicator_:
+            positions = [self.numeric_.index(c) for c in self.indicator_]
+            blocks.append(nan[:, positions].astype(float))
+        for column, categories in self.categories_.items():
+            lookup = {c: i for i, c in enumerate(categories)}
+            onehot = np.zeros((len(part), len(categories)))
+            unseen = set()
+            for i, value in enumerate(part[column]):
+                if pd.isna(value):
+                    continue
+                index = lookup.get(str(value))
+                if index is None:
+                    unseen.add(str(value))
+                else:
+                    onehot[i, index] = 1.0
+            if unseen:
+                warnings.warn(
+                    f"Modality {self.name!r}, column {column!r}: categories "
+                    f"{sorted(unseen)[:10]} were not seen in fit and are encoded as "
+                    "all zeros.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            blocks.append(onehot)
+        out[rows] = np.hstack(blocks).astype(np.float32)
+        return out
+
+    def get_state(self) -> dict[str, Any]:
+        """Return the fitted state as JSON-serialisable data."""
+        keys = ("columns_", "categorical_", "numeric_", "mean_", "scale_", "indicator_",
+                "categories_", "n_features_out_")
+        return {"kind": self.kind, "name": self.name, "categorical": self.categorical,
+                **{k: getattr(self, k) for k in keys}}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> TabularPreprocessor:
+        """Rebuild a fitted preprocessor from :meth:`get_state` output."""
+        self = cls(state["name"], state["categorical"])
+        for key, value in state.items():
+            if key.endswith("_"):
+                setattr(self, key, value)
+        return self
+
+
+class EmbeddingPreprocessor:
+    """Pass precomputed feature vectors through as float32, checking their width.
+
+    Scaling is left to the encoder's LayerNorm. A vector with some (not all) NaN
+    entries is an error: an all-NaN vector marks the modality missing.
+
+    Parameters
+    ----------
+    name : str
+        Modality name, used in error messages.
+    """
+
+    kind = "embedding"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _matrix(self, values: Any, present: np.ndarray) -> np.ndarray:
+        matrix = as_frame(self.name, values).to_numpy(dtype=np.float32, na_value=np.nan)
+        part = matrix[present]
+        bad = ~np.isfinite(part).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(present)[bad]
+            raise ValueError(
+                f"Embedding modality {self.name!r} has NaN or infinite entries in rows "
+                f"{_rows_text(rows)}. A missing embedding must be all-NaN or None."
+            )
+        matrix[~present] = 0.0
+        return matrix
+
+    def fit(self, values: Any, present: np.ndarray) -> EmbeddingPreprocessor:
+        self.n_features_out_ = int(self._matrix(values, present).shape[1])
+        return self
+
+    def transform(self, values: Any, present: np.ndarray) -> np.ndarray:
+        matrix = self._matrix(values, present)
+        if matrix.shape[1] != self.n_features_out_:
+            raise ValueError(
+                f"Embedding modality {self.name!r} has {matrix.shape[1]} features, but "
+                f"{self.n_features_out_} in fit."
+            )
+        return matrix
+
+    def get_state(self) -> dict[str, Any]:
+        """Return the fitted state as JSON-serialisable data."""
+        return {"kind": self.kind, "name": self.name, "n_features_out_": self.n_features_out_}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> EmbeddingPreprocessor:
+        """Rebuild a fitted preprocessor from :meth:`get_state` output."""
+        self = cls(state["name"])
+        self.n_features_out_ = int(state["n_features_out_"])
+        return self

@@ -1,0 +1,155 @@
+"""Losses: weighted cross-entropy, simultaneous modality dropout, sigmoid contrastive."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy averaged with per-sample weights over the samples in ``mask``.
+
+    Parameters
+    ----------
+    logits : Tensor (B, C)
+        Class logits.
+    y : Tensor (B,)
+        Integer class indices.
+    weight : Tensor (B,), default=None
+        Per-sample weights (sample_weight times class_weight); None is all ones.
+    mask : Tensor (B,) of bool, default=None
+        Samples taking part; None is all. With no sample taking part the loss is 0.
+    """
+    losses = F.cross_entropy(logits.float(), y, reduction="none")
+    w = torch.ones_like(losses) if weight is None else weight.to(losses.dtype)
+    if mask is not None:
+        w = w * mask.to(losses.dtype)
+    total = w.sum()
+    return (losses * w).sum() / total.clamp_min(1e-12)
+
+
+def simultaneous_dropout_loss(
+    logits_full: torch.Tensor,
+    logits_single: torch.Tensor,
+    y: torch.Tensor,
+    present: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    unimodal_weight: float = 1.0,
+) -> torch.Tensor:
+    """The SMD objective: CE(full) + unimodal_weight * sum over m of CE(only m).
+
+    Parameters
+    ----------
+    logits_full : Tensor (B, C)
+        Logits with every available modality.
+    logits_single : Tensor (M, B, C)
+        Logits with modality m alone (all others replaced by their tokens).
+    y : Tensor (B,)
+        Integer class indices.
+    present : Tensor (B, M) of bool
+        Which samples have which modality; a sample lacking m takes no part in the
+        "only m" term.
+    weight : Tensor (B,), default=None
+        Per-sample weights.
+    unimodal_weight : float, default=1.0
+        lambda, the weight of the single-modality terms.
+    """
+    loss = weighted_cross_entropy(logits_full, y, weight)
+    for m in range(logits_single.shape[0]):
+        loss = loss + unimodal_weight * weighted_cross_entropy(
+            logits_single[m], y, weight, present[:, m]
+        )
+    return loss
+
+
+def random_modality_mask(
+    present: torch.Tensor, rate: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Conventional modality dropout: drop each present modality with probability rate.
+
+    At least one present modality of every sample is kept (a random one when all
+    would be dropped).
+
+    Parameters
+    ----------
+    present : Tensor (B, M) of bool
+        Available modalities.
+    rate : float
+        Drop probability.
+    generator : torch.Generator, default=None
+        Random source (on the device of ``present``).
+    """
+    draws = torch.rand(present.shape, generator=generator, device=present.device)
+    keep = present & (draws >= rate)
+    empty = ~keep.any(dim=1)
+    if empty.any():
+        # pick one present modality per emptied sample, uniformly
+        scores = torch.rand(present.shape, generator=generator, device=present.device)
+        scores = scores.masked_fill(~present, -1.0)
+        choice = F.one_hot(scores.argmax(dim=1), present.shape[1]).bool()
+        keep = torch.where(empty.unsqueeze(1), choice & present, keep)
+    return keep
+
+
+def contrastive_pairs(n_modalities: int, mode: str) -> list[tuple[int, int]]:
+    """View pairs of the contrastive stage; view M is the fused embedding.
+
+    ``"fused"``: every two unimodal views and each unimodal view with the fused one;
+    ``"unimodal"``: the unimodal pairs only.
+    """
+    pairs = [(a, b) for a in range(n_modalities) for b in range(a + 1, n_modalities)]
+    if mode == "fused":
+        pairs += [(m, n_modalities) for m in range(n_modalities)]
+    return pairs
+
+
+class SigmoidContrastiveLoss(nn.Module):
+    """Supervised sigmoid (SigLIP-style) contrastive loss with learnable scale and bias.
+
+    For views a and b, ``logit_ij = scale * <u_a_i, u_b_j> + bias``; same-class pairs
+    (i, j) are positives (+1), others negatives (-1); the loss is the mean of
+    ``-log sigmoid(label * logit)`` over the pairs where sample i has view a and
+    sample j has view b, averaged over view pairs.
+
+    Parameters
+    ----------
+    init_scale : float, default=10.0
+        Initial scale (kept positive through a log parameterisation).
+    init_bias : float, default=-10.0
+        Initial bias.
+    """
+
+    def __init__(self, init_scale: float = 10.0, init_bias: float = -10.0) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
+        self.bias = nn.Parameter(torch.tensor(float(init_bias)))
+
+    def forward(
+        self,
+        views: torch.Tensor,
+        view_present: torch.Tensor,
+        y: torch.Tensor,
+        pairs: list[tuple[int, int]],
+    ) -> torch.Tensor:
+        """Loss for ``views`` (V, B, P) L2-normalised, ``view_present`` (V, B) bool."""
+        same = (y.unsqueeze(0) == y.unsqueeze(1)).to(views.dtype) * 2.0 - 1.0
+        scale = self.log_scale.exp()
+        total = views.new_zeros(())
+        n_terms = 0
+        for a, b in pairs:
+            valid = view_present[a].unsqueeze(1) & view_present[b].unsqueeze(0)
+            if not valid.any():
+                continue
+            logits = scale * views[a] @ views[b].T + self.bias
+            losses = -F.logsigmoid(same * logits.float())
+            total = total + losses[valid].mean()
+            n_terms += 1
+        return total / max(n_terms, 1)

@@ -1,0 +1,114 @@
+"""The fusion network: encoders, modality tokens, fusion, classifier and projection heads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from .fusion import ClassifierHead, MLPFusion, ModalityTokens, ProjectionHead, TransformerFusion
+
+
+class MultimodalFusionNet(nn.Module):
+    """Encode each modality, fill absent ones with tokens, fuse, classify.
+
+    Parameters
+    ----------
+    encoders : mapping of str to nn.Module
+        One encoder per modality, in order, each mapping its batch to (B, embed_dim).
+    n_classes : int
+        Number of classes.
+    embed_dim : int, default=128
+        Width of encoder outputs, tokens and the fused vector.
+    fusion : {"mlp", "transformer"}, default="mlp"
+        Fusion head.
+    missing_token : {"learned", "zero"}, default="learned"
+        Learnable zero-initialised tokens, or fixed zeros.
+    dropout : float, default=0.1
+        Dropout in the fusion and classifier heads.
+    projection_dim : int, default=128
+        Output width of the projection head (contrastive stage).
+
+    Notes
+    -----
+    ``inputs`` are dicts ``{name: Tensor}`` with one row per sample (rows of absent
+    samples are ignored) and ``present`` a (B, M) boolean tensor in the encoders' order.
+    """
+
+    def __init__(
+        self,
+        encoders: Mapping[str, nn.Module],
+        n_classes: int,
+        embed_dim: int = 128,
+        fusion: str = "mlp",
+        missing_token: str = "learned",
+        dropout: float = 0.1,
+        projection_dim: int = 128,
+    ) -> None:
+        super().__init__()
+        self.modality_names = list(encoders)
+        self.embed_dim = embed_dim
+        self.encoders = nn.ModuleDict(encoders)
+        n_modalities = len(self.modality_names)
+        self.tokens = ModalityTokens(n_modalities, embed_dim, learned=missing_token == "learned")
+        if fusion == "mlp":
+            self.fusion = MLPFusion(n_modalities, embed_dim, dropout)
+        elif fusion == "transformer":
+            self.fusion = TransformerFusion(n_modalities, embed_dim, dropout=dropout)
+        else:
+            raise ValueError(f"fusion must be 'mlp' or 'transformer'. Got {fusion!r} instead.")
+        self.classifier = ClassifierHead(embed_dim, n_classes, dropout)
+        self.projection = ProjectionHead(embed_dim, projection_dim)
+
+    def encode(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+        """Run each encoder once, on the samples that have its modality: (B, M, D)."""
+        batch = present.shape[0]
+        columns = []
+        for m, name in enumerate(self.modality_names):
+            rows = present[:, m]
+            x = inputs[name]
+            if bool(rows.all()):
+                columns.append(self.encoders[name](x))
+                continue
+            h = x.new_zeros((batch, self.embed_dim))
+            index = rows.nonzero(as_tuple=True)[0]
+            if len(index):
+                encoded = self.encoders[name](x.index_select(0, index))
+                h = h.to(encoded.dtype).index_copy(0, index, encoded)
+            columns.append(h)
+        return torch.stack(columns, dim=1)
+
+    def fuse(self, features: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Fused vector (B, D) from features (B, M, D), tokens where ``present`` is False."""
+        return self.fusion(self.tokens(features, present))
+
+    def single_modality_masks(self, present: torch.Tensor) -> torch.Tensor:
+        """(M, B, M) masks: configuration m keeps modality m alone."""
+        eye = torch.eye(present.shape[1], dtype=torch.bool, device=present.device)
+        return eye.unsqueeze(1) & present.unsqueeze(0)
+
+    def fuse_configurations(
+        self, features: torch.Tensor, present: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fuse the full input and each single-modality configuration in one pass.
+
+        Returns
+        -------
+        fused_full : Tensor (B, D)
+        fused_single : Tensor (M, B, D)
+        """
+        batch, n_modalities, _ = features.shape
+        masks = torch.cat([present.unsqueeze(0), self.single_modality_masks(present)])
+        stacked = features.unsqueeze(0).expand(n_modalities + 1, -1, -1, -1)
+        fused = self.fuse(
+            stacked.reshape(-1, n_modalities, features.shape[-1]),
+            masks.reshape(-1, n_modalities),
+        ).reshape(n_modalities + 1, batch, -1)
+        return fused[0], fused[1:]
+
+    def forward(
+        self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor
+    ) -> torch.Tensor:
+        """Class logits (B, C) with the modalities marked in ``present``."""
+        return self.classifier(self.fuse(self.encode(inputs, present), present))
