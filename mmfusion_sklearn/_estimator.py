@@ -498,7 +498,8 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        return self.classes_[self._logits(X).argmax(dim=1).numpy()]
+        index = self._logits(X).argmax(dim=1).numpy()
+        return self.classes_[index]
 
     # -- persistence ---------------------------------------------------------------
     def save(self, path: str) -> None:

@@ -20,6 +20,8 @@ from ._preprocessing.tabular import _rows_text
 def is_multimodal_input(X: Any, spec: dict[str, Modality] | None) -> bool:
     """True when X is one of the multimodal forms (dict, records, MultimodalData,
     DataFrame whose columns ``spec`` assigns), False for a plain table or array."""
+    if hasattr(X, "tocsr"):  # scipy sparse (the DOK format is a dict subclass)
+        return False
     if isinstance(X, (MultimodalData, dict)):
         return True
     if isinstance(X, (list, tuple)) and len(X) and all(isinstance(r, dict) for r in X):

@@ -44,7 +44,8 @@ def _normalise_values(name: str, values: Any) -> tuple[Any, np.ndarray]:
     if isinstance(values, pd.DataFrame):
         return values, _table_presence(values)
     if isinstance(values, pd.Series):
-        if values.dtype == object:
+        if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+            # paths, arrays or strings (pandas >= 3 gives strings their own dtype)
             values = values.to_numpy(dtype=object)
         else:
             frame = values.to_frame()

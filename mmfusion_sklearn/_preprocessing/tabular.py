@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._data.container import _is_missing_item
+
 
 def _rows_text(rows: np.ndarray, limit: int = 10) -> str:
     rows = [int(r) for r in rows]
@@ -35,12 +37,12 @@ def as_frame(name: str, values: Any) -> pd.DataFrame:
             )
         return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
     # object items: 1-D vectors, scalars (one categorical/numeric column) or None
-    first = next((v for v in values if v is not None), None)
+    first = next((v for v in values if not _is_missing_item(v)), None)
     if first is not None and np.ndim(first) == 1:
         width = len(first)
         rows = []
         for i, item in enumerate(values):
-            if item is None or (isinstance(item, float) and np.isnan(item)):
+            if _is_missing_item(item):
                 rows.append(np.full(width, np.nan))
                 continue
             vector = np.asarray(item, dtype=float)
@@ -51,13 +53,22 @@ def as_frame(name: str, values: Any) -> pd.DataFrame:
                 )
             rows.append(vector)
         return pd.DataFrame(np.vstack(rows), columns=[str(i) for i in range(width)])
-    return pd.DataFrame({name: pd.Series(list(values), dtype=object)})
+    # numbers (with None for missing) stay numeric; strings/mixed stay object
+    return pd.DataFrame({name: pd.Series(list(values), dtype=object).infer_objects()})
 
 
 def _is_categorical(column: pd.Series) -> bool:
-    return not (
-        pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype)
+    # object, string, category and boolean columns (pandas counts bool as numeric)
+    return pd.api.types.is_bool_dtype(column.dtype) or not pd.api.types.is_numeric_dtype(
+        column.dtype
     )
+
+
+def _category_key(value: Any) -> str:
+    """The string a category is stored under: 1, 1.0 and np.int64(1) all give "1"."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 class TabularPreprocessor:
@@ -114,7 +125,8 @@ class TabularPreprocessor:
             c for c, has_nan in zip(self.numeric_, np.isnan(numeric).any(axis=0)) if has_nan
         ]
         self.categories_ = {
-            c: sorted({str(v) for v in rows[c] if not pd.isna(v)}) for c in self.categorical_
+            c: sorted({_category_key(v) for v in rows[c] if not pd.isna(v)})
+            for c in self.categorical_
         }
         self.n_features_out_ = (
             len(self.numeric_)
@@ -175,9 +187,9 @@ class TabularPreprocessor:
             for i, value in enumerate(part[column]):
                 if pd.isna(value):
                     continue
-                index = lookup.get(str(value))
+                index = lookup.get(_category_key(value))
                 if index is None:
-                    unseen.add(str(value))
+                    unseen.add(_category_key(value))
                 else:
                     onehot[i, index] = 1.0
             if unseen:
@@ -227,7 +239,10 @@ class EmbeddingPreprocessor:
         self.name = name
 
     def _matrix(self, values: Any, present: np.ndarray) -> np.ndarray:
-        matrix = as_frame(self.name, values).to_numpy(dtype=np.float32, na_value=np.nan)
+        # a copy: to_numpy may return a read-only view (pandas copy-on-write)
+        matrix = as_frame(self.name, values).to_numpy(
+            dtype=np.float32, na_value=np.nan, copy=True
+        )
         part = matrix[present]
         bad = ~np.isfinite(part).all(axis=1)
         if bad.any():
