@@ -136,7 +136,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         ``train_loss``, ``valid_loss`` (NaN without early stopping), ``dur``.
     n_features_in_ : int
         Number of features, only when fitted on a plain 2-D array or DataFrame.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, only when fitted on a DataFrame with string column names.
     device_ : torch.device
         The device used.
@@ -427,7 +427,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
             kwargs["callbacks"].append(
                 ("early_stopping", EarlyStopping(
                     monitor="valid_loss", patience=self.patience, threshold=0.0,
-                    load_best=True, sink=lambda *a, **k: None,
+                    load_best=True, sink=_silent,
                 ))
             )
         self._net = FusionNet(
@@ -441,7 +441,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         self._net.fit(train, None)
         history += [dict(row, stage="classification") for row in self._net.history]
         self.history_ = _history_frame(history)
-        # the training data are not needed after fit; keep pickles small
+        # the per-epoch table lives in history_; keep pickles small
         self._net.history.clear()
 
     # -- prediction ----------------------------------------------------------------
@@ -483,6 +483,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+            Probability of each class of ``classes_``; rows sum to 1.
         """
         return torch.softmax(self._logits(X), dim=1).numpy()
 
@@ -497,6 +498,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples,)
+            The most probable class of each sample, taken from ``classes_``.
         """
         index = self._logits(X).argmax(dim=1).numpy()
         return self.classes_[index]
@@ -536,6 +538,10 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         from ._persistence import load_model
 
         return load_model(cls, path, device)
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """A sink that prints nothing (a module-level function, so that it pickles)."""
 
 
 def _history_frame(rows: list[dict]) -> pd.DataFrame:

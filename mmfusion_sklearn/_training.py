@@ -114,9 +114,10 @@ class BatchIterator:
         self.shuffle = shuffle
         self.device = device
         self.drop_singleton = drop_singleton
+        if seed is None:  # follow the global torch seed, like a DataLoader
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
         self.generator = torch.Generator()
-        if seed is not None:
-            self.generator.manual_seed(int(seed))
+        self.generator.manual_seed(int(seed))
 
     def _bounds(self) -> list[tuple[int, int]]:
         n = len(self.dataset)
@@ -285,3 +286,4 @@ class EpochProgressBar(Callback):
 
     def on_train_end(self, net, **kwargs):
         self.bar_.close()
+        del self.bar_  # a tqdm bar does not pickle

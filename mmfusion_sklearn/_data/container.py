@@ -202,11 +202,34 @@ class MultimodalData:
         return pd.DataFrame(self._presence, index=pd.RangeIndex(self._n_samples))
 
     def values(self, name: str) -> Any:
-        """Return the stored per-sample values of modality ``name``."""
+        """Return the stored per-sample values of modality ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A modality held by this container.
+
+        Returns
+        -------
+        pandas.DataFrame or ndarray
+            A table, a numeric array with samples on axis 0, or a 1-D object array of
+            per-sample items (arrays, file paths or None).
+        """
         return self._values[name]
 
     def present(self, name: str) -> np.ndarray:
-        """Return the boolean presence mask of modality ``name`` (all False if absent)."""
+        """Return the boolean presence mask of modality ``name`` (all False if absent).
+
+        Parameters
+        ----------
+        name : str
+            A modality name; one this container does not hold is absent everywhere.
+
+        Returns
+        -------
+        ndarray of bool of shape (n_samples,)
+            True where the sample has the modality.
+        """
         if name not in self._presence:
             return np.zeros(self._n_samples, dtype=bool)
         return self._presence[name]

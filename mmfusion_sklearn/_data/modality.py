@@ -64,7 +64,18 @@ class Modality:
             self.image_size = tuple(int(s) for s in self.image_size)
 
     def with_kind(self, kind: str) -> Modality:
-        """Return a copy of this specification with ``kind`` set."""
+        """Return a copy of this specification with ``kind`` set.
+
+        Parameters
+        ----------
+        kind : {"tabular", "image", "volume", "embedding"}
+            The kind of the copy.
+
+        Returns
+        -------
+        Modality
+            A new specification; this one is left unchanged.
+        """
         return replace(self, kind=kind)
 
 

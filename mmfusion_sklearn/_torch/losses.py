@@ -152,4 +152,8 @@ class SigmoidContrastiveLoss(nn.Module):
             losses = -F.logsigmoid(same * logits.float())
             total = total + losses[valid].mean()
             n_terms += 1
-        return total / max(n_terms, 1)
+        if n_terms == 0:
+            # no valid pair in this batch: a zero that is still part of the graph
+            # (zero gradients), so that backward() works instead of raising
+            return 0.0 * (views.sum() + self.log_scale + self.bias)
+        return total / n_terms
