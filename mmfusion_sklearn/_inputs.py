@@ -113,7 +113,7 @@ def transform_modalities(
     """Float32 arrays per modality; zeros where (or when entirely) absent."""
     arrays = {}
     for name, preprocessor in preprocessors.items():
-        if name in data:
+        if data.present(name).any():
             arrays[name] = preprocessor.transform(data.values(name), data.present(name))
         else:
             shape = preprocessor.n_features_out_

@@ -174,8 +174,22 @@ def test_dataframe_unassigned_columns_warn_and_missing_columns_raise():
         MultimodalData(frame, modalities={"t": ["a"], "img": "p"})
     with pytest.raises(ValueError, match=r"Modality 't' refers to columns \['zz'\]"):
         MultimodalData(frame, modalities={"t": ["a", "zz"], "img": "p"})
-    with pytest.raises(ValueError, match="Modality 'img' refers to column 'nope'"):
-        MultimodalData(frame, modalities={"t": ["a", "b"], "img": Modality("image", "nope")})
+    # a modality none of whose columns X has is missing for every sample (as a left-out
+    # dict key); the column nobody claims still warns
+    with pytest.warns(UserWarning, match=r"Columns \['p'\]"):
+        data = MultimodalData(
+            frame, modalities={"t": ["a", "b"], "img": Modality("image", "nope")}
+        )
+    assert data.modality_names == ["t"]
+    with pytest.raises(ValueError, match="X has none of the columns"):
+        MultimodalData(frame, modalities={"t": ["zz"], "img": Modality("image", "nope")})
+
+
+def test_dataframe_column_of_nothing_but_none_is_an_absent_image_modality():
+    frame = pd.DataFrame({"a": [1.0, 2.0], "p": [None, None]})
+    data = MultimodalData(frame, modalities={"t": ["a"], "img": "p"})
+    assert data.values("img").dtype == object
+    assert not data.present("img").any()
 
 
 # -- errors ------------------------------------------------------------------------------

@@ -297,25 +297,28 @@ def _dataframe_to_dict(
     used: set = set()
     for name, modality in spec.items():
         columns = modality.columns if modality.columns is not None else name
-        if isinstance(columns, str) and modality.kind in (None, "image", "volume"):
-            if columns not in frame.columns:
-                raise ValueError(
-                    f"Modality {name!r} refers to column {columns!r}, which X does not "
-                    f"have. Columns: {list(frame.columns)}."
-                )
-            out[name] = frame[columns].to_numpy(dtype=object) if _object_column(
-                frame[columns]
-            ) else frame[[columns]]
-            used.add(columns)
-            continue
-        columns = [columns] if isinstance(columns, str) else list(columns)
-        missing = [c for c in columns if c not in frame.columns]
+        listed = [columns] if isinstance(columns, str) else list(columns)
+        missing = [c for c in listed if c not in frame.columns]
+        if len(missing) == len(listed):
+            continue  # none of its columns: the modality is missing for every sample
         if missing:
             raise ValueError(
-                f"Modality {name!r} refers to columns {missing} that X does not have."
+                f"Modality {name!r} refers to columns {missing} that X does not have "
+                f"(it has the others of {listed})."
             )
-        out[name] = frame[columns]
-        used.update(columns)
+        used.update(listed)
+        if isinstance(columns, str) and (
+            modality.kind in ("image", "volume")
+            or (modality.kind is None and _object_column(frame[columns]))
+        ):
+            out[name] = frame[columns].to_numpy(dtype=object)
+        else:
+            out[name] = frame[listed]
+    if not out:
+        raise ValueError(
+            f"X has none of the columns that 'modalities' assigns ({list(spec)}). "
+            f"Its columns: {list(frame.columns)}."
+        )
     unassigned = [c for c in frame.columns if c not in used]
     if unassigned:
         import warnings
@@ -329,12 +332,13 @@ def _dataframe_to_dict(
 
 
 def _object_column(column: pd.Series) -> bool:
-    """True for a column of paths or arrays (not a plain numeric/categorical column)."""
+    """True for a column of paths or arrays, or one with no value at all (not a plain
+    numeric/categorical column)."""
     for item in column:
         if _is_missing_item(item):
             continue
         return isinstance(item, (str, PathLike, np.ndarray, list))
-    return False
+    return True
 
 
 def as_multimodal(X: Any, modalities: Mapping[str, Modality] | None = None) -> MultimodalData:
