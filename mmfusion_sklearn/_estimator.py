@@ -24,6 +24,8 @@ from sklearn_compat.utils.validation import validate_data
 from ._data import MultimodalData, resolve_modality_spec
 from ._inputs import (
     check_known_modalities,
+    check_no_array_columns,
+    check_no_column_specs,
     fit_preprocessors,
     is_multimodal_input,
     presence_matrix,
@@ -244,10 +246,19 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
                 for attr in ("n_features_in_", "feature_names_in_"):
                     self.__dict__.pop(attr, None)
             if isinstance(X, pd.DataFrame):
-                return MultimodalData(X, modalities=spec)
-            return MultimodalData(X)
+                data = MultimodalData(X, modalities=spec)
+            else:
+                if reset:  # at predict the fitted kinds apply; specs may name columns
+                    check_no_column_specs(spec)
+                data = MultimodalData(X)
+            if len(data) == 0:
+                raise ValueError(
+                    "Found array with 0 sample(s) in X while a minimum of 1 is required."
+                )
+            return data
         name = next(iter(spec)) if spec is not None and len(spec) == 1 else None
         if isinstance(X, pd.DataFrame):
+            check_no_array_columns(X)
             X = validate_data(self, X, reset=reset, skip_check_array=True)
             return MultimodalData({name or "tabular": X})
         if isinstance(X, np.ndarray) and X.ndim >= 3:
@@ -262,12 +273,12 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         present = presence_matrix(data, names)
         arrays = transform_modalities(data, self._preprocessors, len(data))
         for name, module in self._frozen_encoders.items():
-            features = compute_features(
-                module, torch.from_numpy(arrays[name][present[:, names.index(name)]]),
-                self.batch_size, self.device_,
-            ).numpy()
+            rows = present[:, names.index(name)]
             full = np.zeros((len(data), self._input_shapes[name][0]), dtype=np.float32)
-            full[present[:, names.index(name)]] = features
+            if rows.any():
+                full[rows] = compute_features(
+                    module, torch.from_numpy(arrays[name][rows]), self.batch_size, self.device_
+                ).numpy()
             arrays[name] = full
         return arrays, present
 
@@ -343,7 +354,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
-                f"y contains only one class ({self.classes_[0]!r}): a classifier needs "
+                f"y contains only one class ({_plain(self.classes_[0])!r}): a classifier needs "
                 "samples of at least 2 classes."
             )
         weight = _check_sample_weight(sample_weight, np.empty((len(y), 0)), dtype=np.float64)
@@ -406,8 +417,13 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         from skorch.callbacks import EarlyStopping
         from skorch.helper import predefined_split
 
-        train = dataset.subset(torch.from_numpy(train_index))
-        valid = None if valid_index is None else dataset.subset(torch.from_numpy(valid_index))
+        if valid_index is None:
+            # every sample trains: use the tensors as they are, since subset() would copy
+            # them all (+212 MiB of RSS for 70,000 28x28 images)
+            train, valid = dataset, None
+        else:
+            train = dataset.subset(torch.from_numpy(train_index))
+            valid = dataset.subset(torch.from_numpy(valid_index))
         module = self._build_network(self._input_shapes)
         history = []
         n_modalities = len(self.modalities_)
@@ -540,12 +556,21 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         return load_model(cls, path, device)
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (for messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _silent(*args: Any, **kwargs: Any) -> None:
     """A sink that prints nothing (a module-level function, so that it pickles)."""
 
 
 def _history_frame(rows: list[dict]) -> pd.DataFrame:
     columns = ["stage", "epoch", "train_loss", "valid_loss", "dur"]
-    frame = pd.DataFrame([{k: row.get(k, np.nan) for k in columns} for row in rows],
-                         columns=columns)
-    return frame.astype({"epoch": int}) if len(frame) else frame
+    frame = pd.DataFrame(
+        [{k: np.nan if row.get(k) is None else row[k] for k in columns} for row in rows],
+        columns=columns,
+    )
+    return frame.astype(
+        {"epoch": int, "train_loss": float, "valid_loss": float, "dur": float}
+    )

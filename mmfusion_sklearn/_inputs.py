@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._data import Modality, MultimodalData, infer_kind
+from ._data import KINDS, Modality, MultimodalData, infer_kind
 from ._preprocessing import make_preprocessor
 from ._preprocessing.tabular import _rows_text
 
@@ -29,6 +29,34 @@ def is_multimodal_input(X: Any, spec: dict[str, Modality] | None) -> bool:
     if isinstance(X, pd.DataFrame) and spec is not None:
         return len(spec) > 1 or any(m.columns is not None for m in spec.values())
     return False
+
+
+def check_no_column_specs(spec: dict[str, Modality] | None) -> None:
+    """Reject column names in ``modalities`` for input that has no columns.
+
+    A string that is not a kind is read as a column name, which only a DataFrame has;
+    with a dict, records or MultimodalData it is most likely a misspelt kind.
+    """
+    for name, modality in (spec or {}).items():
+        if modality.kind is None and modality.columns is not None:
+            raise ValueError(
+                f"Modality {name!r} in 'modalities' is {modality.columns!r}, which is not "
+                f"a kind {list(KINDS)}; column names apply to DataFrame input only."
+            )
+
+
+def check_no_array_columns(frame: pd.DataFrame) -> None:
+    """Reject a plain DataFrame (no column assignment) holding arrays in a column."""
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        first = next((v for v in frame[column] if v is not None), None)
+        if isinstance(first, (np.ndarray, list, tuple)):
+            raise ValueError(
+                f"Column {column!r} of X holds arrays, so X is not one table. Say which "
+                "columns form which modality, e.g. modalities={'image': "
+                f"{column!r}, 'clinical': [...]}}."
+            )
 
 
 def resolve_modalities(

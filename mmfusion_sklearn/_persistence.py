@@ -110,10 +110,9 @@ def save_model(estimator: Any, path: str | Path) -> None:
 
 def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
     """Rebuild a fitted estimator of class ``cls`` from the folder ``path``."""
-    import pandas as pd
     from safetensors.torch import load_file
 
-    from ._estimator import _resolve_device
+    from ._estimator import _history_frame, _resolve_device
 
     folder = Path(path)
     config_path = folder / CONFIG_FILE
@@ -142,7 +141,7 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
             preprocessor.shape_ = list(preprocessor.shape_)
     estimator._frozen_encoders = {}
     estimator._input_shapes = {k: tuple(v) for k, v in config["input_shapes"].items()}
-    estimator.history_ = pd.DataFrame(config["history"])
+    estimator.history_ = _history_frame(config["history"])
     if "n_features_in_" in config:
         estimator.n_features_in_ = config["n_features_in_"]
     if "feature_names_in_" in config:

@@ -36,15 +36,6 @@ from mmfusion_sklearn._torch.model import MultimodalFusionNet
 from mmfusion_sklearn._training import BatchIterator, ContrastiveNet, FusionDataset, FusionNet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: extra threads only add contention on a shared machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -27,23 +27,16 @@ def test_page_examples(page):
     # the file examples need the optional readers (part of the "test" extra)
     pytest.importorskip("pydicom")
     pytest.importorskip("nibabel")
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    # One thread: on a small shared machine, torch's default intra-op threads make
-    # these tiny networks many times slower, not faster.
-    torch.set_num_threads(1)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            result = doctest.testfile(
-                str(DOCS / page),
-                module_relative=False,
-                optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS,
-                raise_on_error=False,
-                report=True,
-                verbose=False,
-            )
-    finally:
-        torch.set_num_threads(threads)
+    # conftest.py runs torch on one thread
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        result = doctest.testfile(
+            str(DOCS / page),
+            module_relative=False,
+            optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS,
+            raise_on_error=False,
+            report=True,
+            verbose=False,
+        )
     assert result.attempted > 0, f"{page} has no examples"
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {page} failed"

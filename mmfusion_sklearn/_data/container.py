@@ -23,7 +23,7 @@ def _is_missing_item(item: Any) -> bool:
 
 def _rows_all_nan(values: np.ndarray) -> np.ndarray:
     """True for the rows (axis 0) of a float array whose every entry is NaN."""
-    flat = values.reshape(len(values), -1)
+    flat = values.reshape(len(values), int(np.prod(values.shape[1:])))
     if flat.shape[1] == 0:
         return np.ones(len(values), dtype=bool)
     return np.isnan(flat).all(axis=1)

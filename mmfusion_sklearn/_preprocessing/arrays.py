@@ -161,12 +161,24 @@ class ArrayPreprocessor:
         return out
 
     def fit(self, values: Any, present: np.ndarray) -> ArrayPreprocessor:
-        stacked = self._stack(values, present, fitting=True)[present]
+        stacked = self._stack(values, present, fitting=True)
+        if not present.all():  # a boolean index copies the whole block
+            stacked = stacked[present]
+        # channel statistics accumulated in chunks: a float64 copy of a large image
+        # block would double the peak memory of fit
         axes = (0, *range(2, stacked.ndim))
-        mean = stacked.mean(axis=axes, dtype=np.float64)
-        std = stacked.std(axis=axes, dtype=np.float64)
+        total = np.zeros(stacked.shape[1])
+        total_sq = np.zeros(stacked.shape[1])
+        for start in range(0, len(stacked), 1024):
+            chunk = stacked[start : start + 1024].astype(np.float64)
+            total += chunk.sum(axis=axes)
+            total_sq += np.square(chunk).sum(axis=axes)
+        count = max(stacked.size // max(stacked.shape[1], 1), 1)
+        mean = total / count
+        std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
         self.mean_ = mean.tolist()
-        self.scale_ = np.where(std > 1e-8, std, 1.0).tolist()
+        # a constant channel (up to rounding in E[x^2] - E[x]^2) is left unscaled
+        self.scale_ = np.where(std > 1e-6 * np.maximum(1.0, np.abs(mean)), std, 1.0).tolist()
         return self
 
     def transform(self, values: Any, present: np.ndarray) -> np.ndarray:
@@ -174,7 +186,11 @@ class ArrayPreprocessor:
         expand = (slice(None), *([None] * len(self.shape_)))
         mean = np.asarray(self.mean_, dtype=np.float32)[expand]
         scale = np.asarray(self.scale_, dtype=np.float32)[expand]
-        stacked[present] = (stacked[present] - mean) / scale
+        if present.all():  # in place: a boolean index would make three full copies
+            stacked -= mean
+            stacked /= scale
+        else:
+            stacked[present] = (stacked[present] - mean) / scale
         return stacked
 
     @property
