@@ -27,7 +27,7 @@ extensions = [
 # Only .rst sources; benchmarks.md (written alongside the benchmarks) is copied as is.
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build", "benchmarks.md"]
+exclude_patterns = ["_build", "benchmarks.md", "benchmarks_speed.md"]
 templates_path: list[str] = []
 
 # autodoc: numpydoc documents the types, so keep signatures free of type hints and
@@ -46,4 +46,6 @@ html_theme = "alabaster"
 html_static_path: list[str] = []
 html_title = f"mmfusion_sklearn {release}"
 # Ship the benchmark report next to the pages when it exists, so that its link works.
-html_extra_path = [name for name in ("benchmarks.md",) if (HERE / name).is_file()]
+html_extra_path = [
+    name for name in ("benchmarks.md", "benchmarks_speed.md") if (HERE / name).is_file()
+]
