@@ -1,0 +1,91 @@
+"""The data of the speed benchmark: Fashion-MNIST images and a table derived from the labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .datasets import fashion_mnist_available, load_fashion_mnist
+
+N_TABLE = 20
+
+
+@dataclass
+class BenchData:
+    """The two modalities of the benchmark, for the largest size asked.
+
+    Parameters
+    ----------
+    image : ndarray of float32, shape (n, 1, 28, 28)
+        Pixels in [0, 1].
+    table : ndarray of float32, shape (n, 20)
+        Label-dependent columns plus noise.
+    y : ndarray of int64, shape (n,)
+        Class labels 0-9.
+    source : str
+        Where the images come from.
+    real_images : bool
+        False when the images were generated.
+    """
+
+    image: np.ndarray
+    table: np.ndarray
+    y: np.ndarray
+    source: str
+    real_images: bool
+
+    def X(self, n: int) -> dict[str, np.ndarray]:
+        """Return the estimator's input for the first ``n`` samples (views, no copy).
+
+        Parameters
+        ----------
+        n : int
+            Samples.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``{"image": ..., "table": ...}``.
+        """
+        return {"image": self.image[:n], "table": self.table[:n]}
+
+
+def make_data(n: int, seed: int = 0, synthetic: bool = False) -> BenchData:
+    """Load the first ``n`` Fashion-MNIST images and derive a table from the labels.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples (at most 70,000 with real images).
+    seed : int, default=0
+        Seed of the table's noise (and of generated images).
+    synthetic : bool, default=False
+        Generate the images even where the Debian package is installed.
+
+    Returns
+    -------
+    BenchData
+        Images, table and labels.
+    """
+    rng = np.random.default_rng(seed)
+    if not synthetic and fashion_mnist_available() is not None:
+        X, y, info = load_fashion_mnist()
+        if n > len(y):
+            raise ValueError(f"Fashion-MNIST has {len(y)} images; asked for {n}.")
+        image = X["image"][:n].astype(np.float32) / 255.0
+        y = y[:n]
+        source = f"Fashion-MNIST, real images ({info['path']}, first {n:,} of {len(X['image']):,})"
+        real = True
+    else:
+        # same shape and class structure: a smooth class template plus pixel noise
+        y = rng.integers(0, 10, n).astype(np.int64)
+        templates = rng.random((10, 1, 7, 7)).repeat(4, axis=2).repeat(4, axis=3)
+        image = np.clip(templates[y] + 0.3 * rng.normal(size=(n, 1, 28, 28)), 0, 1)
+        image = image.astype(np.float32)
+        reason = "--synthetic" if synthetic else "dataset-fashion-mnist is not installed"
+        source = f"GENERATED images of the same shape ({reason}); not real data"
+        real = False
+    centres = rng.normal(size=(10, N_TABLE))
+    table = (centres[y] + 1.5 * rng.normal(size=(n, N_TABLE))).astype(np.float32)
+    return BenchData(image, table, y, source, real)
