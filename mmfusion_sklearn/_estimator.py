@@ -87,7 +87,8 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
     embed_dim : int, default=128
         Width of every encoder's output, the modality tokens and the fused vector.
     missing_token : {"learned", "zero"}, default="learned"
-        Learnable zero-initialised tokens for absent modalities, or plain zeros.
+        Learnable zero-initialised tokens for absent modalities, or plain
+        zero-filling: an absent modality's normalised features are zeros.
     modality_dropout : {"simultaneous", "random", "none"}, default="simultaneous"
         "simultaneous": loss = CE(full) + unimodal_weight * sum of the single-modality
         CEs. "random": each modality of each sample dropped with probability

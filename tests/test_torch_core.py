@@ -561,3 +561,20 @@ def test_contrastive_net_unimodal_survives_batches_without_pairs():
     net.set_params(batch_size=4)
     net.fit(data, None)
     assert all(math.isfinite(v) for v in net.history[:, "train_loss"])
+
+
+def test_zero_tokens_are_zeros_after_the_per_modality_norm():
+    # plain zero-filling: the LayerNorm bias of an absent modality must not reach the
+    # fusion block (a zero before the norm would become that bias: a learned token)
+    torch.manual_seed(0)
+    encoders = {"a": nn.Linear(3, 4), "b": nn.Linear(2, 4)}
+    features = torch.randn(5, 2, 4)
+    present = torch.tensor([[True, False]] * 5)
+    for missing_token, changes in (("zero", False), ("learned", True)):
+        net = MultimodalFusionNet(encoders, n_classes=2, embed_dim=4,
+                                  missing_token=missing_token).eval()
+        before = net.fuse(features, present)
+        with torch.no_grad():
+            net.fusion.norm.bias[1] += 1.0
+        after = net.fuse(features, present)
+        assert torch.allclose(before, after) is not changes, missing_token

@@ -23,6 +23,7 @@ class ModalityTokens(nn.Module):
 
     def __init__(self, n_modalities: int, embed_dim: int, learned: bool = True) -> None:
         super().__init__()
+        self.learned = learned
         tokens = torch.zeros(n_modalities, embed_dim)
         if learned:
             self.tokens = nn.Parameter(tokens)
@@ -67,9 +68,13 @@ class MLPFusion(nn.Module):
             nn.LayerNorm(width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, embed_dim)
         )
 
+    def combine(self, normed: torch.Tensor) -> torch.Tensor:
+        """Fuse already normalised per-modality features (B, M, D) into (B, D)."""
+        return self.block(torch.flatten(normed, 1))
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Fuse ``tokens`` (B, M, D) into (B, D)."""
-        return self.block(torch.flatten(self.norm(tokens), 1))
+        return self.combine(self.norm(tokens))
 
 
 class TransformerFusion(nn.Module):
@@ -110,11 +115,15 @@ class TransformerFusion(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.out_norm = nn.LayerNorm(embed_dim)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Fuse ``tokens`` (B, M, D) into (B, D) (the summary token's output)."""
-        x = self.norm(tokens) + self.position
+    def combine(self, normed: torch.Tensor) -> torch.Tensor:
+        """Fuse already normalised per-modality features (B, M, D) into (B, D)."""
+        x = normed + self.position
         x = torch.cat([self.summary.expand(len(x), -1, -1), x], dim=1)
         return self.out_norm(self.encoder(x)[:, 0])
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Fuse ``tokens`` (B, M, D) into (B, D) (the summary token's output)."""
+        return self.combine(self.norm(tokens))
 
 
 class ClassifierHead(nn.Module):

@@ -80,8 +80,18 @@ class MultimodalFusionNet(nn.Module):
         return torch.stack(columns, dim=1)
 
     def fuse(self, features: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """Fused vector (B, D) from features (B, M, D), tokens where ``present`` is False."""
-        return self.fusion(self.tokens(features, present))
+        """Fused vector (B, D) from features (B, M, D), tokens where ``present`` is False.
+
+        Learned tokens stand in for absent features before the per-modality LayerNorm.
+        With ``missing_token="zero"`` the normalised features of absent modalities are
+        zeros (plain zero-filling: a zero before the LayerNorm would become its learned
+        bias, a learned token in disguise).
+        """
+        if self.tokens.learned:
+            normed = self.fusion.norm(self.tokens(features, present))
+        else:
+            normed = self.fusion.norm(features) * present.unsqueeze(-1).to(features.dtype)
+        return self.fusion.combine(normed)
 
     def single_modality_masks(self, present: torch.Tensor) -> torch.Tensor:
         """(M, B, M) masks: configuration m keeps modality m alone."""
