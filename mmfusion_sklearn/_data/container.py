@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Mapping
 from os import PathLike
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .modality import Modality
+from .modality import Modality, resolve_modality_spec
 
 
 def _is_missing_item(item: Any) -> bool:
@@ -288,8 +289,6 @@ def _records_to_dict(records: list[Mapping[str, Any]]) -> dict[str, list]:
 def _dataframe_to_dict(
     frame: pd.DataFrame, modalities: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    from .modality import resolve_modality_spec
-
     spec = resolve_modality_spec(modalities)
     if spec is None:
         return {"tabular": frame}
@@ -321,8 +320,6 @@ def _dataframe_to_dict(
         )
     unassigned = [c for c in frame.columns if c not in used]
     if unassigned:
-        import warnings
-
         warnings.warn(
             f"Columns {unassigned} of X are assigned to no modality and are ignored.",
             UserWarning,
