@@ -329,3 +329,29 @@ def test_save_with_custom_encoder_raises(tmp_path):
 def test_load_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         MultimodalFusionClassifier.load(tmp_path / "nowhere")
+
+
+def test_optuna_study_tunes_the_estimator_on_multimodal_data():
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    X, y = make_multimodal(n=60)
+    data = MultimodalData(X)
+
+    def objective(trial):
+        clf = fast_clf(
+            embed_dim=trial.suggest_categorical("embed_dim", [8, 16]),
+            lr=trial.suggest_float("lr", 1e-3, 1e-2, log=True),
+            modality_dropout=trial.suggest_categorical(
+                "modality_dropout", ["simultaneous", "random"]
+            ),
+        )
+        return cross_val_score(clf, data, y, cv=2, scoring="roc_auc").mean()
+
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    study.optimize(objective, n_trials=3)
+    assert len(study.trials) == 3
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert 0.0 <= study.best_value <= 1.0
+    assert set(study.best_params) == {"embed_dim", "lr", "modality_dropout"}
