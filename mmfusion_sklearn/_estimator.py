@@ -30,6 +30,7 @@ from ._inputs import (
     is_multimodal_input,
     presence_matrix,
     resolve_modalities,
+    sample_shape,
     transform_modalities,
 )
 from ._torch.encoders import (
@@ -364,8 +365,6 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = _resolve_device(self.device)
 
         self.modalities_ = resolve_modalities(data, resolve_modality_spec(self.modalities))
-        names = list(self.modalities_)
-        present = presence_matrix(data, names)
         self._preprocessors = fit_preprocessors(data, self.modalities_)
         self._frozen_encoders = {
             name: deepcopy(m.encoder).eval().requires_grad_(False)
@@ -374,8 +373,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         }
         self._input_shapes = {}
         for name, preprocessor in self._preprocessors.items():
-            shape = preprocessor.n_features_out_
-            shape = tuple(shape) if isinstance(shape, tuple) else (shape,)
+            shape = sample_shape(preprocessor)
             if name in self._frozen_encoders:
                 shape = (module_output_width(self._frozen_encoders[name], shape),)
             self._input_shapes[name] = shape

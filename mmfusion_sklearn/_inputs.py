@@ -144,7 +144,11 @@ def transform_modalities(
         if data.present(name).any():
             arrays[name] = preprocessor.transform(data.values(name), data.present(name))
         else:
-            shape = preprocessor.n_features_out_
-            shape = shape if isinstance(shape, tuple) else (shape,)
-            arrays[name] = np.zeros((n_samples, *shape), dtype=np.float32)
+            arrays[name] = np.zeros((n_samples, *sample_shape(preprocessor)), dtype=np.float32)
     return arrays
+
+
+def sample_shape(preprocessor: Any) -> tuple[int, ...]:
+    """Shape of one transformed sample: ``(width,)`` for tables, ``(C, *spatial)`` else."""
+    shape = preprocessor.n_features_out_
+    return tuple(shape) if isinstance(shape, tuple) else (shape,)
