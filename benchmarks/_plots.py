@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ._methods import family
-from ._report import method_order, summary
+from ._report import method_order
+from ._stats import summary
 
 
 def plot(frame: pd.DataFrame, names: list[str], title: str, path: Path) -> None:

@@ -47,6 +47,16 @@ _META = {  # name: (description, source, license)
         "survset 0.2.11, 'wpbc' (from R TH.data; UCI ML repository)",
         _SURVSET + " UCI data: CC BY 4.0",
     ),
+    "nki70": (
+        "NKI70 breast cancer: 70-gene signature + clinical; label = metastasis or death",
+        "survset 0.2.11, 'nki70' (from R penalized; van de Vijver et al. 2002)",
+        _SURVSET,
+    ),
+    "support2_three": (
+        "SUPPORT2 as three modalities: vital signs / laboratory / demographics",
+        "survset 0.2.11, 'support2' (hbiostat.org/data, Vanderbilt)",
+        _SURVSET + " Data: Vanderbilt Biostatistics, public",
+    ),
     "support2": (
         "SUPPORT2: physiology/labs + demographics; label = death by horizon_days",
         "survset 0.2.11, 'support2' (hbiostat.org/data, Vanderbilt)",
@@ -156,6 +166,32 @@ def load_wpbc() -> Dataset:
     return X, y, _info("wpbc", X, y)
 
 
+def load_nki70() -> Dataset:
+    """Load NKI70: 144 lymph-node-positive breast-cancer patients, genes + clinical.
+
+    Modalities: ``"genes"`` (expression of the 70 genes of the MammaPrint signature)
+    and ``"clinical"`` (age; tumour diameter, number of affected nodes, oestrogen
+    receptor status and grade as pandas categoricals). Label: SurvSet's event
+    (metastasis-free survival: 1 = metastasis or death observed); the time is dropped.
+
+    Returns
+    -------
+    tuple of (dict, numpy.ndarray, dict)
+        ``(X, y, info)`` with 0/1 ``y`` and DataFrames
+        ``X = {"genes": (144, 70), "clinical": (144, 5)}``.
+    """
+    df = _survset("nki70")
+    clinical = ["num_Age", "fac_Diam", "fac_N", "fac_ER", "fac_Grade"]
+    genes = [c for c in df.columns if c.startswith("num_") and c not in clinical]
+    X = {
+        "genes": df[genes].rename(columns=lambda c: c.removeprefix("num_")),
+        "clinical": df[clinical].rename(
+            columns=lambda c: c.removeprefix("num_").removeprefix("fac_").lower()),
+    }
+    y = df["event"].to_numpy(dtype=np.int64)
+    return X, y, _info("nki70", X, y)
+
+
 # fmt: off
 _PHYSIOLOGY = ["scoma", "sps", "meanbp", "wblc", "hrt", "resp", "temp", "pafi",
                "alb", "bili", "crea", "sod", "ph", "glucose", "bun", "urine"]
@@ -212,6 +248,37 @@ def load_support2(horizon_days: int = 180) -> Dataset:
     X = {"physiology": df[_PHYSIOLOGY], "demographics": df[_DEMOGRAPHICS]}
     y = ((df["event"] == 1) & (df["time"] <= horizon_days)).to_numpy(dtype=np.int64)
     return X, y, _info("support2", X, y, horizon_days=horizon_days)
+
+
+#: SUPPORT2's physiology split into bedside measurements and laboratory values.
+_VITALS = ["scoma", "sps", "meanbp", "hrt", "resp", "temp"]
+_LABORATORY = ["wblc", "pafi", "alb", "bili", "crea", "sod", "ph", "glucose", "bun", "urine"]
+
+
+def load_support2_three(horizon_days: int = 180) -> Dataset:
+    """Load SUPPORT2 as three modalities (same patients and label as :func:`load_support2`).
+
+    Modalities: ``"vitals"`` (coma score, SUPPORT physiology score, mean blood
+    pressure, heart and respiratory rate, temperature), ``"laboratory"`` (white cell
+    count, PaO2/FiO2, albumin, bilirubin, creatinine, sodium, pH, glucose, urea,
+    urine output; NaN kept: labs are often not drawn) and ``"demographics"`` (as in
+    :func:`load_support2`).
+
+    Parameters
+    ----------
+    horizon_days : int, default=180
+        Death at or before this day after entry is the positive class.
+
+    Returns
+    -------
+    tuple of (dict, numpy.ndarray, dict)
+        ``(X, y, info)`` with DataFrames ``vitals`` (9105, 6), ``laboratory`` (9105, 10)
+        and ``demographics`` (9105, 14).
+    """
+    X, y, _ = load_support2(horizon_days)
+    physiology = X.pop("physiology")
+    X = {"vitals": physiology[_VITALS], "laboratory": physiology[_LABORATORY], **X}
+    return X, y, _info("support2_three", X, y, horizon_days=horizon_days)
 
 
 def _br35h_root() -> Path:
@@ -413,7 +480,9 @@ def load_fashion_mnist(path: Path | str = FASHION_MNIST_DIR) -> Dataset:
 LOADERS = {
     "gse7390": load_gse7390,
     "wpbc": load_wpbc,
+    "nki70": load_nki70,
     "support2": load_support2,
+    "support2_three": load_support2_three,
     "br35h": load_br35h,
     "br35h_semisynthetic": load_br35h_semisynthetic,
     "fashion_mnist": load_fashion_mnist,

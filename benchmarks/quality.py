@@ -11,7 +11,7 @@ paired Wilcoxon signed-rank test of ours against the best baseline of each
 scenario. Run::
 
     python -m benchmarks.quality gse7390             # one data set, 5 folds x 3 seeds
-    python -m benchmarks.quality all                 # every data set (~30 min on 2 shared cores)
+    python -m benchmarks.quality support2 --seeds 1  # full size, 5 folds x 1 seed
     python -m benchmarks.quality wpbc --quick        # 2 folds x 1 seed, a few methods
     python -m benchmarks.quality support2 --folds 5 --seeds 3 --n-jobs 2
 
@@ -43,6 +43,7 @@ from . import datasets
 from ._methods import (
     ADDED_FRACTION,
     COMMON,
+    LRCV_GRID,
     NEURAL,
     PIXEL_SIDE,
     PROFILES,
@@ -60,12 +61,21 @@ DOCS_MD = ROOT / "docs" / "benchmarks.md"
 DOCS_IMG = ROOT / "docs" / "img"
 RESULTS = ROOT / "benchmarks" / "results"
 IMAGE_SIZE = 32
-N_IMAGES = 1000
-#: With one modality, tokens are never used, random modality dropout never drops the
-#: only modality and unimodal contrastive pairs do not exist: the other ablations are
-#: identical to one of these two.
-SINGLE_MODALITY_NEURAL = ("ours", "no contrastive")
 SEMI = "SEMI-SYNTHETIC"
+#: Network configurations per kind of data set (labels of ``NEURAL``).
+TABLE_NEURAL = ("ours", "no contrastive", "paper contrastive", "no linear path",
+                "single network", "zero tokens", "ModDrop", "no modality dropout")
+#: n > 5,000: "auto" trains one network, so "single network" is ours; five is the
+#: ablation instead.
+LARGE_TABLE_NEURAL = ("ours", "no contrastive", "paper contrastive", "no linear path",
+                      "5 networks", "zero tokens", "ModDrop", "no modality dropout")
+THREE_NEURAL = ("ours", "no contrastive", "transformer fusion", "ModDrop",
+                "no modality dropout")
+#: With one modality, tokens are never used, modality dropout never drops the only
+#: modality and there is no linear path (images): the other ablations equal ours.
+IMAGE_NEURAL = ("ours", "no contrastive", "paper contrastive", "5 networks")
+PAIRED_IMAGE_NEURAL = ("ours", "no contrastive", "paper contrastive", "no linear path",
+                       "zero tokens", "ModDrop", "no modality dropout")
 
 
 @dataclass(frozen=True)
@@ -80,11 +90,14 @@ class Spec:
         Key of :data:`benchmarks._methods.PROFILES`.
     load : callable
         ``load(quick) -> (X, y, info, notes)``.
+    neural : tuple of str
+        Labels of the network configurations (:data:`benchmarks._methods.NEURAL`) run.
     """
 
     title: str
     profile: str
     load: Callable[[bool], tuple[dict[str, Any], np.ndarray, dict[str, Any], list[str]]]
+    neural: tuple[str, ...] = ()
 
 
 def _subsample(X: dict[str, Any], y: np.ndarray, n: int) -> tuple[dict[str, Any], np.ndarray]:
@@ -101,57 +114,69 @@ def _plain(loader: Callable[[], datasets.Dataset]) -> Callable[[bool], Any]:
     return load
 
 
-def _support2(quick: bool) -> Any:
-    X, y, info = datasets.load_support2()
-    n = 600 if quick else 3000
-    X, y = _subsample(X, y, n)
-    note = (f"stratified random subsample of {n:,} of the {info['n_samples']:,} patients "
-            "(for time)")
-    return X, y, info, [note, f"label: death within {info['horizon_days']} days of entry"]
+def _support2(quick: bool, three: bool = False) -> Any:
+    loader = datasets.load_support2_three if three else datasets.load_support2
+    X, y, info = loader()
+    notes = [f"label: death within {info['horizon_days']} days of entry"]
+    if quick:
+        X, y = _subsample(X, y, 600)
+        notes.insert(0, f"--quick: stratified subsample of 600 of the {info['n_samples']:,} "
+                        "patients")
+    if three:
+        notes.append("modalities: vital signs and scores / laboratory values / "
+                     "demographics and comorbidity (the two-modality set's physiology split "
+                     "in two)")
+    return X, y, info, notes
 
 
 def _br35h(quick: bool) -> Any:
-    n = 300 if quick else N_IMAGES
+    n = 300 if quick else None
     X, y, info = datasets.load_br35h(image_size=IMAGE_SIZE, max_images=n)
-    notes = [f"class-stratified subsample of {n:,} of the 2,999 deduplicated images (for "
-             "time; the same images as `br35h_semisynthetic`), resized to "
-             f"{IMAGE_SIZE}x{IMAGE_SIZE} grayscale",
+    size = f"{len(y):,} deduplicated images" if n is None else f"--quick: {n} of the images"
+    notes = [f"{size}, resized to {IMAGE_SIZE}x{IMAGE_SIZE} grayscale",
              f"{info['n_groups']:,} near-duplicate groups kept within one fold "
              "(StratifiedGroupKFold)",
              "one modality: no missing-modality scenario and no `added` regime exist; "
              "ours = the CNN trained by our estimator (its contrastive stage pairs the "
              "image view with the fused view, i.e. a supervised contrastive pretraining "
-             "of the one view); of the ablations only `no contrastive` differs (tokens, "
-             "modality dropout and unimodal pairs have no effect with one modality); "
+             "of the one view); tokens, modality dropout and the linear path (tables "
+             "only) have no effect with one image modality; `ensemble_size=\"auto\"` "
+             "trains one network for images, `5 networks` is the ablation; "
              f"early fusion = gradient boosting on {PIXEL_SIDE}x{PIXEL_SIDE} "
              "average-pooled pixels"]
     return X, y, info, notes
 
 
 def _br35h_semi(quick: bool) -> Any:
-    n = 300 if quick else N_IMAGES
+    n = 300 if quick else None
     X, y, info = datasets.load_br35h_semisynthetic(image_size=IMAGE_SIZE, max_images=n)
+    size = f"{len(y):,} images" if n is None else f"--quick: {n} of the images"
     notes = [f"**{SEMI}**: real Br35H MRI images paired with a clinical table GENERATED "
              "from the label (no patient record behind it; image and row share only the "
              "label). Results say nothing clinical.",
-             f"class-stratified subsample of {n} of the 2,999 images (for time), resized to "
-             f"{IMAGE_SIZE}x{IMAGE_SIZE} grayscale; {info['n_groups']:,} near-duplicate "
-             "groups kept within one fold (StratifiedGroupKFold)",
+             f"{size}, resized to {IMAGE_SIZE}x{IMAGE_SIZE} grayscale; "
+             f"{info['n_groups']:,} near-duplicate groups kept within one fold "
+             "(StratifiedGroupKFold)",
              f"image early fusion: {PIXEL_SIDE}x{PIXEL_SIDE} average-pooled pixels + the "
              "table, gradient boosting"]
     return X, y, info, notes
 
 
 DATASETS: dict[str, Spec] = {
-    "gse7390": Spec("GSE7390 (genes + clinical, metastasis)", "small_table",
-                    _plain(datasets.load_gse7390)),
-    "wpbc": Spec("WPBC (morphometry + clinical, recurrence)", "small_table",
-                 _plain(datasets.load_wpbc)),
+    "gse7390": Spec("GSE7390 (genes + clinical, metastasis)", "table",
+                    _plain(datasets.load_gse7390), TABLE_NEURAL),
+    "nki70": Spec("NKI70 (70-gene signature + clinical, metastasis-free survival)", "table",
+                  _plain(datasets.load_nki70), TABLE_NEURAL),
+    "wpbc": Spec("WPBC (morphometry + clinical, recurrence)", "table",
+                 _plain(datasets.load_wpbc), TABLE_NEURAL),
     "support2": Spec("SUPPORT2 (physiology + demographics, 6-month death)", "table",
-                     _support2),
-    "br35h": Spec("Br35H (brain MRI, tumour; image only)", "image", _br35h),
+                     _support2, LARGE_TABLE_NEURAL),
+    "support2_three": Spec("SUPPORT2, three modalities (vitals + laboratory + "
+                           "demographics, 6-month death)", "table",
+                           lambda quick: _support2(quick, three=True), THREE_NEURAL),
+    "br35h": Spec("Br35H (brain MRI, tumour; image only)", "image", _br35h, IMAGE_NEURAL),
     "br35h_semisynthetic": Spec(f"Br35H + {SEMI.lower()} clinical table (tumour) — "
-                                f"{SEMI}", "image", _br35h_semi),
+                                f"{SEMI}", "image", _br35h_semi, PAIRED_IMAGE_NEURAL),
 }
 
 
@@ -216,9 +241,8 @@ def run_dataset(name: str, folds: int, seeds: int, quick: bool, n_jobs: int,
     X = as_nullable(X)
     kinds = {m: "image" if np.ndim(v) == 4 else "tabular" for m, v in X.items()}
     profile = {**PROFILES[spec.profile], **(QUICK_PROFILES[spec.profile] if quick else {})}
-    neural = tuple(c for c in NEURAL if not quick or c.label in QUICK_NEURAL)
-    if len(kinds) == 1:  # every other variant equals one of these with a single modality
-        neural = tuple(c for c in neural if c.label in SINGLE_MODALITY_NEURAL)
+    wanted = [label for label in spec.neural if not quick or label in QUICK_NEURAL]
+    neural = tuple(next(c for c in NEURAL if c.label == label) for label in wanted)
     regimes = list(REGIMES) if len(kinds) > 1 else ["natural"]
     tasks = [(s, f, tr, te, r) for s, f, tr, te in splits(y, info.get("groups"), folds, seeds)
              for r in regimes]
@@ -257,27 +281,35 @@ def run_dataset(name: str, folds: int, seeds: int, quick: bool, n_jobs: int,
 
 SETUP = f"""# Benchmarks: accuracy under missing modalities
 
-Produced by `python -m benchmarks.quality DATASET` (see `benchmarks/README.md`); each
-data set's section below is replaced when its benchmark is re-run. Training speed is in
-`docs/benchmarks_speed.md`.
+Produced by `python -m benchmarks.quality DATASET` and `python -m benchmarks.small_cohorts`
+(see `benchmarks/README.md`); each data set's section below is replaced when its
+benchmark is re-run. Training speed is in `docs/benchmarks_speed.md`.
 
 **Methods** (all share every split and every withheld cell):
-- **ours**: `MultimodalFusionClassifier` defaults: simultaneous modality dropout (SMD),
-  learned missing-modality tokens, contrastive stage with fused pairs.
-- ablations: `no contrastive` (contrastive=None), `unimodal contrastive`
-  (contrastive="unimodal"), `zero tokens` (missing_token="zero"), `ModDrop` (conventional
-  modality dropout: modality_dropout="random", rate 0.3, zero tokens, no contrastive stage),
-  `no modality dropout` (modality_dropout="none", contrastive=None).
-- baselines: unimodal specialists `HGB[m]` (HistGradientBoostingClassifier, native NaN and
-  categorical handling) and `LR[m]` (median imputation + missing indicators, one-hot,
-  scaling, logistic regression) per table; per image `CNN[m]` (our estimator given the
-  image alone: the same encoder) and `LR[m px]` (logistic regression on
-  {PIXEL_SIDE}x{PIXEL_SIDE} average-pooled pixels); `early HGB` (every table's columns and
-  the pooled pixels concatenated, NaN where a modality is missing, gradient boosting);
-  `late HGB` / `late LR` (mean probability of the available specialists: HGB resp. LR per
-  table, the CNN per image).
-- every model uses balanced class weights; probabilities are thresholded at 0.5 for
-  balanced accuracy.
+- **ours**: `MultimodalFusionClassifier` with its defaults (only `device="cpu"` and
+  `random_state` set; image data sets cap the epochs for time, see their profile):
+  simultaneous modality dropout (SMD), learned missing-modality tokens, the balanced
+  supervised sigmoid contrastive stage with fused pairs, the linear path of tables, and
+  `ensemble_size="auto"` (5 cross-fitted networks for tables and feature vectors up to
+  5,000 samples, else one).
+- ablations (each changes one thing): `no contrastive` (contrastive=None), `paper
+  contrastive` (contrastive_loss="paper": SigLIP's scale 10 / bias -10, unweighted pairs),
+  `no linear path` (linear_path=False), `single network` / `5 networks`
+  (ensemble_size=1 / 5), `zero tokens` (missing_token="zero"), `ModDrop` (conventional
+  modality dropout: modality_dropout="random", rate 0.3, zero tokens, no contrastive
+  stage), `no modality dropout` (modality_dropout="none", contrastive=None), `transformer
+  fusion` (fusion="transformer").
+- baselines: unimodal specialists per table `HGB[m]` (HistGradientBoostingClassifier,
+  native NaN and categorical handling), `LR[m]` (median imputation + missing indicators,
+  one-hot, scaling, logistic regression with scikit-learn's default C=1) and `LRcv[m]` (the
+  same with C chosen from {LRCV_GRID.min():g} to {LRCV_GRID.max():g} by an inner 5-fold CV
+  on the log loss, then refitted); per image `CNN[m]` (our estimator given the image alone:
+  the same encoder) and `LR[m px]` / `LRcv[m px]` (on {PIXEL_SIDE}x{PIXEL_SIDE}
+  average-pooled pixels); `early HGB` (every table's columns and the pooled pixels
+  concatenated, NaN where a modality is missing); `late HGB` / `late LR` / `late LRcv` (mean
+  probability of the available specialists: HGB, LR or LRcv per table, the CNN per image).
+- no model weights its classes (calibration is measured); balanced accuracy thresholds
+  the probability at 0.5.
 
 **Specialists under missingness.** A specialist is trained on the training samples that
 have its modality and predicts only the test samples that have it; its score in a scenario
@@ -292,15 +324,17 @@ among the 50 %). No sample ever loses its last modality. **Training regimes**: `
 (data as they come) and `added` ({ADDED_FRACTION:.0%} of the training samples with two or
 more modalities lose one, chosen at random).
 
+**Metrics**: AUROC and log loss (tested), Brier score, expected calibration error (10
+equal-width bins), AUPRC and balanced accuracy (reported).
+
 **Protocol**: repeated stratified K-fold (StratifiedGroupKFold on near-duplicate groups
 for Br35H); mean ± std over folds x seeds. Ours is compared with the best baseline of each
-scenario (highest mean AUROC, chosen after the fact, which favours the baseline) by a
-two-sided Wilcoxon signed-rank test over the paired fold x seed AUROCs (scipy); "win" /
-"loss" means p < 0.05, uncorrected for the 18 scenario x regime tests of a two-modality
-data set (about one "significant" result per data set is expected by chance alone; the
-training sets of a repeated CV overlap, which makes the test optimistic). Network
-hyperparameters are fixed per data type (small tables, tables, images), never tuned per
-data set; `device="cpu"`.
+scenario (best mean, chosen after the fact, which favours the baseline) by a two-sided
+Wilcoxon signed-rank test over the paired fold x seed results (scipy). A "win" or "loss"
+is one that survives Holm's correction over all scenario x regime tests of the data set
+(one family per metric and comparison); the raw p is shown beside it. The training sets
+of a repeated CV overlap, which makes the test optimistic. No parameter is tuned per data
+set; `device="cpu"`.
 """
 
 

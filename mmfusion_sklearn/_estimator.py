@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
@@ -22,6 +21,7 @@ from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
 from ._data import MultimodalData, resolve_modality_spec
+from ._ensemble import MemberPlan, train_members
 from ._inputs import (
     check_known_modalities,
     check_no_array_columns,
@@ -33,6 +33,7 @@ from ._inputs import (
     sample_shape,
     transform_modalities,
 )
+from ._plans import history_frame, member_plans, resolve_ensemble_size
 from ._torch.encoders import (
     EmbeddingEncoder,
     ModuleEncoder,
@@ -42,7 +43,7 @@ from ._torch.encoders import (
 )
 from ._torch.losses import contrastive_pairs
 from ._torch.model import MultimodalFusionNet
-from ._training import ContrastiveNet, EpochProgressBar, FusionDataset, FusionNet
+from ._training import FusionDataset
 
 
 def _resolve_device(device: Any) -> torch.device:
@@ -101,6 +102,13 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
     contrastive : {"fused", "unimodal"} or None, default="fused"
         Pairs of the contrastive stage: unimodal-unimodal and unimodal-fused
         ("fused"), unimodal-unimodal only ("unimodal"), or no contrastive stage.
+    contrastive_loss : {"balanced", "paper"}, default="balanced"
+        Setting of the supervised sigmoid loss. "balanced": positive (same-class) and
+        negative pairs weighted equally, bias initialised to 0 and scale to 10, so that
+        the loss starts at its uninformative level ln 2 and falls only as classes
+        separate. "paper": SigLIP's scale 10 and bias -10 with unweighted pairs, as in
+        the paper; with about half the pairs positive (two classes) it tends to pull all
+        projections together (a loss stuck at ln 2).
     pretrain_epochs : int, default=10
         Epochs of the contrastive stage (0 skips it).
     max_epochs : int, default=100
@@ -119,6 +127,24 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         Fraction held out for early stopping.
     patience : int, default=10
         Epochs without improvement before stopping.
+    ensemble_size : int or "auto", default="auto"
+        Networks trained in one fit, whose probabilities are averaged. With early
+        stopping and more than one member, the training data are split into
+        ``ensemble_size`` stratified folds and member k holds out fold k (cross-fitting:
+        every sample is held out once, and ``validation_fraction`` is not used); all
+        members train in lockstep and stop together when the validation loss pooled
+        over every held-out sample stops improving. Without early stopping, the members
+        differ by their seeds only. "auto" is 5 when early stopping is on, there are at
+        most 5,000 training samples and every modality is tabular, an embedding or
+        the output of a frozen encoder; else 1 (images and volumes train their CNNs
+        on all the data instead).
+    linear_path : bool, default=True
+        Give every tabular and embedding modality (and frozen-encoder features) a
+        linear path straight to the class logits, fitted first as an L2-penalised
+        logistic model of the same objective, with the penalty chosen on the
+        held-out rows from a grid (``C`` from 0.001 to 10, as scikit-learn's
+        ``LogisticRegression`` counts it; ``C=1`` without early stopping). The network
+        starts from that linear model and learns what it misses.
     class_weight : dict, "balanced" or None, default=None
         Weights per class, multiplied into ``sample_weight``.
     device : str or torch.device, default="auto"
@@ -136,8 +162,21 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
     modalities_ : dict of str to Modality
         The fitted modalities, in order, with their kinds resolved.
     history_ : pandas.DataFrame
-        One row per epoch: ``stage`` ("contrastive" or "classification"), ``epoch``,
-        ``train_loss``, ``valid_loss`` (NaN without early stopping), ``dur``.
+        One row per member, stage and epoch: ``stage`` ("contrastive" or
+        "classification"), ``member``, ``epoch``, ``train_loss``, ``valid_loss`` (the
+        member's held-out rows; NaN without early stopping), ``pooled_valid_loss``
+        (classification: the held-out loss over every member, which early stopping
+        watches), the contrastive stage's mean cosines between projections of two
+        samples of the same class and of different classes (``same_class_cosine``,
+        ``diff_class_cosine``, and their ``valid_`` counterparts on held-out rows) and
+        ``dur`` (seconds).
+    ensemble_size_ : int
+        The number of networks trained (``ensemble_size`` resolved).
+    best_epoch_ : int or None
+        The classification epoch whose weights were kept (0: the starting point, i.e.
+        the linear path alone or a constant); None without early stopping.
+    linear_C_ : float or None
+        Inverse penalty of the linear path (None without one).
     n_features_in_ : int
         Number of features, only when fitted on a plain 2-D array or DataFrame.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -175,6 +214,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         "dropout_rate": [Interval(Real, 0.0, 1.0, closed="left")],
         "unimodal_weight": [Interval(Real, 0.0, None, closed="left")],
         "contrastive": [StrOptions({"fused", "unimodal"}), None],
+        "contrastive_loss": [StrOptions({"balanced", "paper"})],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -183,6 +223,8 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0.0, 1.0, closed="neither")],
         "patience": [Interval(Integral, 1, None, closed="left")],
+        "ensemble_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "linear_path": ["boolean"],
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "device": [str, torch.device],
         "random_state": ["random_state"],
@@ -200,6 +242,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         dropout_rate=0.3,
         unimodal_weight=1.0,
         contrastive="fused",
+        contrastive_loss="balanced",
         pretrain_epochs=10,
         max_epochs=100,
         batch_size=64,
@@ -208,6 +251,8 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         early_stopping=True,
         validation_fraction=0.1,
         patience=10,
+        ensemble_size="auto",
+        linear_path=True,
         class_weight=None,
         device="auto",
         random_state=None,
@@ -221,6 +266,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         self.dropout_rate = dropout_rate
         self.unimodal_weight = unimodal_weight
         self.contrastive = contrastive
+        self.contrastive_loss = contrastive_loss
         self.pretrain_epochs = pretrain_epochs
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -229,6 +275,8 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.ensemble_size = ensemble_size
+        self.linear_path = linear_path
         self.class_weight = class_weight
         self.device = device
         self.random_state = random_state
@@ -287,8 +335,14 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
     # -- network -----------------------------------------------------------------
     def _build_network(self, input_shapes: dict[str, tuple[int, ...]]) -> MultimodalFusionNet:
         encoders = {}
+        linear_widths = {}
         for name, modality in self.modalities_.items():
             shape = input_shapes[name]
+            if self.linear_path and (
+                name in self._frozen_encoders
+                or (modality.encoder is None and modality.kind in ("tabular", "embedding"))
+            ):
+                linear_widths[name] = int(np.prod(shape))
             if name in self._frozen_encoders:
                 encoders[name] = EmbeddingEncoder(shape[0], self.embed_dim)
             elif modality.encoder is not None:
@@ -300,23 +354,18 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
                     modality.kind, shape if len(shape) > 1 else shape[0], self.embed_dim
                 )
         return MultimodalFusionNet(
-            encoders, len(self.classes_), self.embed_dim, self.fusion, self.missing_token
+            encoders, len(self.classes_), self.embed_dim, self.fusion, self.missing_token,
+            linear_widths=linear_widths,
         )
 
-    def _net_kwargs(self, seed: int, epochs: int, desc: str) -> dict[str, Any]:
-        callbacks = []
-        if self.verbose:
-            callbacks.append(("progress", EpochProgressBar(desc, epochs)))
+    def _net_kwargs(self) -> dict[str, Any]:
         return {
             "optimizer": torch.optim.AdamW,
             "optimizer__weight_decay": self.weight_decay,
             "lr": self.lr,
-            "max_epochs": epochs,
             "batch_size": self.batch_size,
             "device": self.device_,
-            "verbose": int(self.verbose >= 2),
-            "callbacks": callbacks,
-            "iterator_seed": seed,
+            "verbose": 0,
         }
 
     # -- fit -----------------------------------------------------------------------
@@ -380,8 +429,8 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         arrays, present = self._model_arrays(data)
 
         rng = check_random_state(self.random_state)
-        seeds = rng.randint(np.iinfo(np.int32).max, size=4)
-        train_index, valid_index = self._split(y_index, int(seeds[0]))
+        split_seed, torch_seed = rng.randint(np.iinfo(np.int32).max, size=2)
+        plans = self._member_plans(y_index, int(split_seed), rng)
         dataset = FusionDataset(
             {k: torch.from_numpy(v) for k, v in arrays.items()},
             torch.from_numpy(present),
@@ -390,84 +439,75 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         )
         devices = [self.device_] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(seeds[1]))
-            self._fit_network(dataset, train_index, valid_index, seeds)
+            torch.manual_seed(int(torch_seed))
+            self._fit_network(dataset, plans)
         return self
 
-    def _split(self, y_index: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
-        n = len(y_index)
-        index = np.arange(n)
-        if not self.early_stopping:
-            return index, None
-        n_classes = len(self.classes_)
-        n_valid = max(math.ceil(self.validation_fraction * n), n_classes)
-        if n - n_valid < n_classes:
+    def _member_plans(
+        self, y_index: np.ndarray, split_seed: int, rng: np.random.RandomState
+    ) -> list[MemberPlan]:
+        """Training and held-out rows of every member, and its seed."""
+        cheap = all(
+            m.kind in ("tabular", "embedding") or name in self._frozen_encoders
+            for name, m in self.modalities_.items()
+        )
+        size = resolve_ensemble_size(self.ensemble_size, len(y_index), self.early_stopping,
+                                     cheap)
+        member_seeds = [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=size)]
+        return member_plans(y_index, size, self.early_stopping, self.validation_fraction,
+                            split_seed, member_seeds)
+
+    def _fit_network(self, dataset: FusionDataset, plans: list[MemberPlan]) -> None:
+        pretrain = (
+            self.contrastive is not None
+            and self.pretrain_epochs > 0
+            and bool(contrastive_pairs(len(self.modalities_), self.contrastive))
+        )
+        net_kwargs = self._net_kwargs()
+        result = train_members(
+            lambda: self._build_network(self._input_shapes),
+            dataset,
+            plans,
+            task_kwargs={
+                "objective": self.modality_dropout,
+                "unimodal_weight": self.unimodal_weight,
+                "dropout_rate": self.dropout_rate,
+                **net_kwargs,
+            },
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            contrastive_kwargs={"contrastive": self.contrastive,
+                                "loss": self.contrastive_loss, **net_kwargs}
+            if pretrain else None,
+            pretrain_epochs=self.pretrain_epochs,
+            verbose=self.verbose,
+        )
+        if result.interrupted:
             warnings.warn(
-                f"Too few samples ({n}) to hold out a validation set for early stopping; "
-                "training on all of them for max_epochs.",
+                "Training was interrupted; the estimator keeps the best weights reached so "
+                "far.",
                 UserWarning,
                 stacklevel=3,
             )
-            return index, None
-        stratify = y_index if np.bincount(y_index).min() >= 2 else None
-        return train_test_split(index, test_size=n_valid, stratify=stratify, random_state=seed)
-
-    def _fit_network(self, dataset, train_index, valid_index, seeds) -> None:
-        from skorch.callbacks import EarlyStopping
-        from skorch.helper import predefined_split
-
-        if valid_index is None:
-            # every sample trains: use the tensors as they are, since subset() would copy
-            # them all (+212 MiB of RSS for 70,000 28x28 images)
-            train, valid = dataset, None
-        else:
-            train = dataset.subset(torch.from_numpy(train_index))
-            valid = dataset.subset(torch.from_numpy(valid_index))
-        module = self._build_network(self._input_shapes)
-        history = []
-        n_modalities = len(self.modalities_)
-        if (
-            self.contrastive is not None
-            and self.pretrain_epochs > 0
-            and contrastive_pairs(n_modalities, self.contrastive)
-        ):
-            pretrainer = ContrastiveNet(
-                module, contrastive=self.contrastive, train_split=None,
-                **self._net_kwargs(int(seeds[2]), self.pretrain_epochs, "contrastive"),
-            )
-            pretrainer.fit(train, None)
-            history += [dict(row, stage="contrastive") for row in pretrainer.history]
-        kwargs = self._net_kwargs(int(seeds[3]), self.max_epochs, "classification")
-        if valid is not None:
-            kwargs["callbacks"].append(
-                ("early_stopping", EarlyStopping(
-                    monitor="valid_loss", patience=self.patience, threshold=0.0,
-                    load_best=True, sink=_silent,
-                ))
-            )
-        self._net = FusionNet(
-            module,
-            objective=self.modality_dropout,
-            unimodal_weight=self.unimodal_weight,
-            dropout_rate=self.dropout_rate,
-            train_split=predefined_split(valid) if valid is not None else None,
-            **kwargs,
-        )
-        self._net.fit(train, None)
-        history += [dict(row, stage="classification") for row in self._net.history]
-        self.history_ = _history_frame(history)
-        # the per-epoch table lives in history_; keep pickles small
-        self._net.history.clear()
+        self._nets = result.nets
+        self.ensemble_size_ = len(result.nets)
+        self.best_epoch_ = result.best_epoch
+        self.linear_C_ = result.linear_C
+        self.history_ = history_frame(result.history)
 
     # -- prediction ----------------------------------------------------------------
-    def _logits(self, X: Any) -> torch.Tensor:
+    def _log_proba(self, X: Any) -> torch.Tensor:
+        """Log of the members' mean class probabilities, (n, n_classes) float64."""
         check_is_fitted(self)
         data = self._as_data(X, reset=False)
         arrays, present = self._model_arrays(data)
         dataset = FusionDataset(
             {k: torch.from_numpy(v) for k, v in arrays.items()}, torch.from_numpy(present)
         )
-        return self._net.forward(dataset).double()
+        logs = torch.stack(
+            [torch.log_softmax(net.forward(dataset).double(), dim=1) for net in self._nets]
+        )
+        return torch.logsumexp(logs, dim=0) - math.log(len(self._nets))
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Class scores (logits): shape (n_samples,) for two classes, else (n, n_classes).
@@ -482,10 +522,10 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         ndarray
             For two classes the log-odds of ``classes_[1]``.
         """
-        logits = self._logits(X)
-        if logits.shape[1] == 2:
-            return (logits[:, 1] - logits[:, 0]).numpy()
-        return logits.numpy()
+        log_proba = self._log_proba(X)
+        if log_proba.shape[1] == 2:
+            return (log_proba[:, 1] - log_proba[:, 0]).numpy()
+        return log_proba.numpy()
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``.
@@ -500,7 +540,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes)
             Probability of each class of ``classes_``; rows sum to 1.
         """
-        return torch.softmax(self._logits(X), dim=1).numpy()
+        return torch.exp(self._log_proba(X)).numpy()
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted class labels.
@@ -515,7 +555,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples,)
             The most probable class of each sample, taken from ``classes_``.
         """
-        index = self._logits(X).argmax(dim=1).numpy()
+        index = self._log_proba(X).argmax(dim=1).numpy()
         return self.classes_[index]
 
     # -- persistence ---------------------------------------------------------------
@@ -558,18 +598,3 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
 def _plain(value: Any) -> Any:
     """A numpy scalar as the Python value it holds (for messages)."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _silent(*args: Any, **kwargs: Any) -> None:
-    """A sink that prints nothing (a module-level function, so that it pickles)."""
-
-
-def _history_frame(rows: list[dict]) -> pd.DataFrame:
-    columns = ["stage", "epoch", "train_loss", "valid_loss", "dur"]
-    frame = pd.DataFrame(
-        [{k: np.nan if row.get(k) is None else row[k] for k in columns} for row in rows],
-        columns=columns,
-    )
-    return frame.astype(
-        {"epoch": int, "train_loss": float, "valid_loss": float, "dur": float}
-    )

@@ -13,7 +13,10 @@ from ._data import Modality
 from ._preprocessing import preprocessor_from_state
 from ._training import FusionNet
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Formats this version reads: 1 held one network (unprefixed weights), 2 holds
+#: ``ensemble_size`` members whose weights are prefixed ``members.<k>.``.
+READABLE_FORMATS = (1, 2)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -94,6 +97,7 @@ def save_model(estimator: Any, path: str | Path) -> None:
             name: p.get_state() for name, p in estimator._preprocessors.items()
         },
         "input_shapes": {k: list(v) for k, v in estimator._input_shapes.items()},
+        "ensemble_size": len(estimator._nets),
         "history": json.loads(estimator.history_.to_json(orient="records")),
     }
     if hasattr(estimator, "n_features_in_"):
@@ -101,8 +105,9 @@ def save_model(estimator: Any, path: str | Path) -> None:
     if hasattr(estimator, "feature_names_in_"):
         config["feature_names_in_"] = [str(c) for c in estimator.feature_names_in_]
     state = {
-        k: v.detach().to("cpu").contiguous()
-        for k, v in estimator._net.module_.state_dict().items()
+        f"members.{i}.{k}": v.detach().to("cpu").contiguous()
+        for i, net in enumerate(estimator._nets)
+        for k, v in net.module_.state_dict().items()
     }
     save_file(state, str(folder / WEIGHTS_FILE))
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1))
@@ -112,17 +117,19 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
     """Rebuild a fitted estimator of class ``cls`` from the folder ``path``."""
     from safetensors.torch import load_file
 
-    from ._estimator import _history_frame, _resolve_device
+    from ._estimator import _resolve_device
+    from ._plans import history_frame
 
     folder = Path(path)
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"No saved model at {str(folder)!r}: {CONFIG_FILE} is missing.")
     config = json.loads(config_path.read_text())
-    if config.get("format_version") != FORMAT_VERSION:
+    version = config.get("format_version")
+    if version not in READABLE_FORMATS:
         raise ValueError(
-            f"{str(folder)!r} was saved in format {config.get('format_version')}; this "
-            f"version reads format {FORMAT_VERSION}."
+            f"{str(folder)!r} was saved in format {version}; this version reads formats "
+            f"{list(READABLE_FORMATS)}."
         )
     estimator = cls(**_params_from_json(config["params"]))
     estimator.device = device
@@ -141,17 +148,25 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
             preprocessor.shape_ = list(preprocessor.shape_)
     estimator._frozen_encoders = {}
     estimator._input_shapes = {k: tuple(v) for k, v in config["input_shapes"].items()}
-    estimator.history_ = _history_frame(config["history"])
+    estimator.history_ = history_frame(config["history"])
     if "n_features_in_" in config:
         estimator.n_features_in_ = config["n_features_in_"]
     if "feature_names_in_" in config:
         estimator.feature_names_in_ = np.array(config["feature_names_in_"], dtype=object)
-    module = estimator._build_network(estimator._input_shapes)
-    module.load_state_dict(load_file(str(folder / WEIGHTS_FILE), device="cpu"))
-    net = FusionNet(
-        module, batch_size=estimator.batch_size, device=estimator.device_, verbose=0,
-        train_split=None,
-    )
-    net.initialize()
-    estimator._net = net
+    weights = load_file(str(folder / WEIGHTS_FILE), device="cpu")
+    size = int(config.get("ensemble_size", 1))
+    estimator._nets = []
+    for k in range(size):
+        prefix = f"members.{k}." if version >= 2 else ""
+        module = estimator._build_network(estimator._input_shapes)
+        module.load_state_dict(
+            {key[len(prefix):]: value for key, value in weights.items()
+             if key.startswith(prefix)}
+        )
+        net = FusionNet(
+            module, batch_size=estimator.batch_size, device=estimator.device_, verbose=0,
+            train_split=None,
+        )
+        estimator._nets.append(net.initialize())
+    estimator.ensemble_size_ = size
     return estimator

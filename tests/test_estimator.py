@@ -314,19 +314,23 @@ def test_class_weight_equals_sample_weight(data):
 
 # -- early stopping ----------------------------------------------------------------------------
 def test_early_stopping_stops_and_restores_best_weights():
-    # labels are noise: validation loss stops improving after a few epochs
+    # one network and its validation_fraction (cross-fitted members: test_ensemble.py);
+    # a weak signal and a high learning rate: the validation loss soon stops improving
     rng = np.random.default_rng(1)
     n = 80
     X = {"a": rng.normal(size=(n, 6)), "b": rng.normal(size=(n, 3))}
-    y = rng.integers(0, 2, n)
-    params = {"early_stopping": True, "validation_fraction": 0.25, "lr": 3e-2}
+    y = (X["a"][:, 0] + rng.normal(size=n) > 0).astype(int)
+    params = {"early_stopping": True, "validation_fraction": 0.25, "lr": 3e-2,
+              "ensemble_size": 1, "linear_path": False}
     clf = fast_clf(max_epochs=60, patience=3, **params).fit(X, y)
     history = clf.history_
-    assert {"stage", "epoch", "train_loss", "valid_loss", "dur"} <= set(history.columns)
+    assert {"stage", "member", "epoch", "train_loss", "valid_loss", "dur"} <= set(history)
     task = history[history["stage"] == "classification"]
     assert task["valid_loss"].notna().all()
+    assert_allclose(task["pooled_valid_loss"], task["valid_loss"])  # one member
     assert len(task) < 60
-    best = int(task["valid_loss"].to_numpy().argmin()) + 1
+    best = clf.best_epoch_
+    assert best >= 1 and int(task["valid_loss"].to_numpy().argmin()) + 1 == best
     assert len(task) == best + 3  # stopped after `patience` epochs without improvement
     # the same run cut at the best epoch ends with the weights the first one restored
     at_best = fast_clf(max_epochs=best, patience=100, **params).fit(X, y)

@@ -28,6 +28,7 @@ from mmfusion_sklearn._torch.fusion import (
 from mmfusion_sklearn._torch.losses import (
     SigmoidContrastiveLoss,
     contrastive_pairs,
+    make_contrastive_loss,
     random_modality_mask,
     simultaneous_dropout_loss,
     weighted_cross_entropy,
@@ -391,6 +392,70 @@ def test_sigmoid_contrastive_loss_by_hand():
                         rel_tol=1e-5)
 
 
+def test_balanced_sigmoid_contrastive_loss_by_hand():
+    loss_fn = make_contrastive_loss("balanced")
+    assert loss_fn.balanced and loss_fn.bias.item() == 0.0
+    assert math.isclose(loss_fn.log_scale.exp().item(), 10.0, rel_tol=1e-6)
+    views = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]],
+                          [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
+    y = torch.tensor([0, 0, 1])
+    everyone = torch.ones(2, 3, dtype=torch.bool)
+    cosine = views[0] @ views[1].T
+    same = y[:, None] == y[None, :]
+    losses = torch.where(same, F.softplus(-10 * cosine), F.softplus(10 * cosine))
+    # positives (5 of 9 pairs) and negatives (4) count half each, whatever their shares
+    expected = 0.5 * losses[same].mean() + 0.5 * losses[~same].mean()
+    loss = loss_fn(views, everyone, y, [(0, 1)])
+    assert math.isclose(loss.item(), expected.item(), rel_tol=1e-5)
+    unweighted = SigmoidContrastiveLoss(init_bias=0.0)(views, everyone, y, [(0, 1)])
+    assert not math.isclose(loss.item(), unweighted.item(), rel_tol=1e-3)
+    # cosines of pairs of different samples: same class (0, 1), (1, 0); others differ
+    same_mean, diff_mean = loss_fn.pair_cosines()
+    off = ~torch.eye(3, dtype=torch.bool)
+    assert math.isclose(same_mean, cosine[same & off].mean().item(), rel_tol=1e-6)
+    assert math.isclose(diff_mean, cosine[~same].mean().item(), rel_tol=1e-6)
+    loss_fn.reset_pair_stats()
+    assert all(math.isnan(v) for v in loss_fn.pair_cosines())
+
+
+def test_make_contrastive_loss_settings():
+    paper = make_contrastive_loss("paper")
+    assert paper.bias.item() == -10.0 and not paper.balanced
+    with pytest.raises(ValueError, match="kind must be one of"):
+        make_contrastive_loss("siglip")
+
+
+def _separable(n=96, seed=0):
+    torch.manual_seed(seed)
+    y = torch.arange(n) % 2
+    a = torch.randn(n, 4) + 1.0 * y[:, None]
+    b = torch.randn(n, 3) - 1.0 * y[:, None]
+    return FusionDataset({"a": a, "b": b}, torch.ones(n, 2, dtype=torch.bool), y,
+                         torch.ones(n))
+
+
+@pytest.mark.parametrize("loss", ["balanced", "paper"])
+def test_balanced_contrastive_stage_separates_classes_where_the_paper_init_pulls_together(
+    loss,
+):
+    # two classes: about half of all pairs are positives. From SigLIP's bias -10 the
+    # quickest way down is to pull every projection together, different classes
+    # included; the balanced loss starting at bias 0 separates the classes instead
+    torch.manual_seed(0)
+    module = MultimodalFusionNet({"a": nn.Linear(4, 16), "b": nn.Linear(3, 16)}, 2,
+                                 embed_dim=16, projection_dim=16)
+    net = ContrastiveNet(module, loss=loss, optimizer=torch.optim.AdamW, lr=1e-2,
+                         max_epochs=30, batch_size=32, train_split=None, verbose=0,
+                         iterator_seed=0)
+    net.fit(_separable(), None)
+    same, other = net.history[-1, "same_class_cosine"], net.history[-1, "diff_class_cosine"]
+    if loss == "balanced":
+        assert net.history[-1, "train_loss"] < math.log(2) - 0.1
+        assert same - other > 0.2 and other < 0.0
+    else:
+        assert other > 0.5  # different classes end up close together
+
+
 def test_sigmoid_contrastive_loss_averages_view_pairs_and_skips_empty_ones():
     loss_fn = SigmoidContrastiveLoss(init_scale=2.0, init_bias=0.5)
     views = F.normalize(torch.randn(3, 4, 5), dim=-1)
@@ -458,7 +523,15 @@ def test_fusion_dataset_batches_and_subsets():
     assert torch.equal(X["inputs"]["b"], data.inputs["b"][[3, 1]])
     assert torch.equal(y, torch.tensor([1, 1]))
     subset = data.subset(torch.tensor([0, 9]))
-    assert len(subset) == 2 and torch.equal(subset.present, data.present[[0, 9]])
+    assert len(subset) == 2 and subset.inputs["a"] is data.inputs["a"]  # no copy
+    inputs, present, labels, _ = subset.materialise()
+    assert torch.equal(present, data.present[[0, 9]]) and torch.equal(labels, y.new_tensor(
+        [int(data.y[0]), int(data.y[9])]))
+    assert torch.equal(inputs["b"], data.inputs["b"][[0, 9]])
+    assert set(subset.materialise(["a"])[0]) == {"a"}
+    # a subset of a subset maps back to the original rows
+    inner = subset.subset(torch.tensor([1]))
+    assert torch.equal(inner.batch(torch.tensor([0]))[0]["inputs"]["a"], data.inputs["a"][[9]])
     assert FusionDataset(data.inputs, data.present).batch(torch.tensor([0]))[1] is None
 
 
@@ -547,7 +620,7 @@ def test_contrastive_net_loss_decreases_and_leaves_classifier_alone():
     for key, value in module.classifier.state_dict().items():
         assert torch.equal(value, classifier[key])
     assert not torch.equal(module.tokens.tokens, tokens)  # tokens do learn here
-    assert net.criterion_.bias.item() != -10.0  # scale and bias are trained too
+    assert net.criterion_.bias.item() != 0.0  # scale and bias are trained too
     views, view_present = net.infer(data.batch(torch.arange(5))[0])
     assert views.shape == (3, 5, 4)  # two unimodal views and the fused one
     assert view_present[2].all() and torch.equal(view_present[:2], data.present[:5].T)

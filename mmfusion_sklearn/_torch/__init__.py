@@ -15,6 +15,7 @@ from .fusion import ClassifierHead, MLPFusion, ModalityTokens, ProjectionHead, T
 from .losses import (
     SigmoidContrastiveLoss,
     contrastive_pairs,
+    make_contrastive_loss,
     random_modality_mask,
     simultaneous_dropout_loss,
     weighted_cross_entropy,
@@ -36,6 +37,7 @@ __all__ = [
     "VolumeEncoder",
     "build_encoder",
     "contrastive_pairs",
+    "make_contrastive_loss",
     "random_modality_mask",
     "simultaneous_dropout_loss",
     "weighted_cross_entropy",

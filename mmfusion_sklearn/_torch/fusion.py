@@ -7,6 +7,22 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def single_modality_masks(present: torch.Tensor) -> torch.Tensor:
+    """(M, B, M) masks: configuration m keeps modality m alone (where the sample has it).
+
+    Parameters
+    ----------
+    present : Tensor (B, M) of bool
+        Presence.
+
+    Returns
+    -------
+    Tensor (M, B, M) of bool
+    """
+    eye = torch.eye(present.shape[1], dtype=torch.bool, device=present.device)
+    return eye.unsqueeze(1) & present.unsqueeze(0)
+
+
 class ModalityTokens(nn.Module):
     """One token per modality that stands in for its features wherever it is absent.
 
@@ -126,14 +142,128 @@ class TransformerFusion(nn.Module):
         return self.combine(self.norm(tokens))
 
 
+class StandardisedLinear(nn.Module):
+    """A linear map of standardised inputs: ``W ((x - mean) / scale) + b``.
+
+    ``mean`` and ``scale`` are buffers set from training data (:meth:`standardise_from`),
+    so that an L2 penalty on ``W`` treats every input feature alike whatever its units.
+
+    Parameters
+    ----------
+    in_features : int
+        Input width.
+    out_features : int
+        Output width.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.map = nn.Linear(in_features, out_features)
+        self.register_buffer("mean", torch.zeros(in_features))
+        self.register_buffer("scale", torch.ones(in_features))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.map.weight
+
+    @torch.no_grad()
+    def standardise_from(self, x: torch.Tensor) -> None:
+        """Set ``mean`` and ``scale`` from the rows ``x`` (constant columns get scale 1)."""
+        if len(x) == 0:
+            return
+        x = x.to(self.mean.dtype)
+        self.mean.copy_(x.mean(dim=0))
+        std = x.std(dim=0, unbiased=False) if len(x) > 1 else torch.ones_like(self.scale)
+        self.scale.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.map((x - self.mean.to(x.dtype)) / self.scale.to(x.dtype))
+
+
+class LinearLogits(nn.Module):
+    """A linear path from modalities' inputs straight to the class logits.
+
+    For each modality m with a path, ``W_m z_m + b_m`` where m is present (``z_m`` its
+    flattened input, standardised) and a learned per-class constant ``a_m`` where it
+    is absent (the path's modality token); all zero-initialised, so that the network
+    starts as if there were no path.
+
+    Parameters
+    ----------
+    names : list of str
+        Every modality, in the network's order.
+    widths : mapping of str to int
+        The modalities with a path and the width of their flat input.
+    n_classes : int
+        Number of classes.
+    """
+
+    def __init__(self, names: list[str], widths: dict[str, int], n_classes: int) -> None:
+        super().__init__()
+        self.names = list(names)
+        self.n_classes = n_classes
+        self.index = [i for i, name in enumerate(names) if name in widths]
+        self.maps = nn.ModuleList(StandardisedLinear(int(widths[names[i]]), n_classes)
+                                  for i in self.index)
+        self.absent = nn.Parameter(torch.zeros(len(self.index), n_classes))
+        #: L2 penalty on the weights used in training (set by whoever fits the path).
+        self.l2 = 0.0
+        self.reset()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def reset(self) -> None:
+        """Zero every weight, bias and absent constant (the standardisation is kept)."""
+        with torch.no_grad():
+            self.absent.zero_()
+            for layer in self.maps:
+                layer.map.weight.zero_()
+                layer.map.bias.zero_()
+
+    def standardise_from(self, inputs: dict[str, torch.Tensor], present: torch.Tensor) -> None:
+        """Set every path's standardisation from the rows where its modality is present."""
+        for i, layer in zip(self.index, self.maps):
+            rows = present[:, i]
+            layer.standardise_from(torch.flatten(inputs[self.names[i]][rows], 1))
+
+    def squared_norm(self) -> torch.Tensor:
+        """Sum of the squared weights of every map (biases and constants excluded)."""
+        return sum((layer.weight ** 2).sum() for layer in self.maps)
+
+    def forward(self, inputs: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+        """Linear logits (B, P, C) of the P modalities with a path (rows of absent ones
+        are computed but never used)."""
+        return torch.stack(
+            [layer(torch.flatten(inputs[self.names[i]], 1))
+             for i, layer in zip(self.index, self.maps)], dim=1,
+        )
+
+    def combine(self, terms: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Sum over the paths of the term where kept, the absent constant elsewhere.
+
+        ``terms`` (B, P, C); ``keep`` (..., B, M) boolean over all modalities.
+        """
+        kept = keep[..., self.index].unsqueeze(-1)
+        return torch.where(kept, terms, self.absent.to(terms.dtype)).sum(dim=-2)
+
+
 class ClassifierHead(nn.Module):
-    """LayerNorm, Dropout, Linear: fused vector to class logits."""
+    """LayerNorm, Dropout, Linear: fused vector to class logits.
+
+    The last layer starts at zero, so that an untrained network predicts a constant
+    (or exactly its linear path) instead of a random function of its inputs: on small
+    data, where early stopping keeps a network of a few optimiser steps, the noise of
+    a random start would remain in its predictions.
+    """
 
     def __init__(self, embed_dim: int, n_classes: int, dropout: float = 0.1) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.LayerNorm(embed_dim), nn.Dropout(dropout), nn.Linear(embed_dim, n_classes)
         )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)

@@ -115,22 +115,63 @@ class SigmoidContrastiveLoss(nn.Module):
     """Supervised sigmoid (SigLIP-style) contrastive loss with learnable scale and bias.
 
     For views a and b, ``logit_ij = scale * <u_a_i, u_b_j> + bias``; same-class pairs
-    (i, j) are positives (+1), others negatives (-1); the loss is the mean of
-    ``-log sigmoid(label * logit)`` over the pairs where sample i has view a and
-    sample j has view b, averaged over view pairs.
+    (i, j) are positives (+1), others negatives (-1), and each pair costs
+    ``-log sigmoid(label * logit)``. Only pairs where sample i has view a and sample j
+    has view b count. The loss of a view pair is the mean over its pairs or, with
+    ``balanced=True``, the mean of the positives' mean and the negatives' mean; the
+    loss is averaged over view pairs.
 
     Parameters
     ----------
     init_scale : float, default=10.0
         Initial scale (kept positive through a log parameterisation).
     init_bias : float, default=-10.0
-        Initial bias.
+        Initial bias. SigLIP's -10 assumes that positives are rare (one per row); with
+        same-class positives they are about half of all pairs with two classes, every
+        positive then starts with a loss above ln 2, and the quickest way down is to
+        pull every projection together (collapse). The log-odds of the positive share
+        (0 with ``balanced=True``) starts the loss at its uninformative level instead.
+    balanced : bool, default=False
+        Weigh positives and negatives equally whatever their shares, so that a loss of
+        ln 2 means "no class structure learned" for any number and balance of classes.
+
+    Attributes
+    ----------
+    pair_stats : Tensor of shape (4,)
+        Since the last :meth:`reset_pair_stats`: sum and count of the cosine of
+        same-class pairs of different samples, then of different-class pairs.
+
+    See Also
+    --------
+    make_contrastive_loss : The package's two settings, "balanced" and "paper".
     """
 
-    def __init__(self, init_scale: float = 10.0, init_bias: float = -10.0) -> None:
+    def __init__(
+        self, init_scale: float = 10.0, init_bias: float = -10.0, balanced: bool = False
+    ) -> None:
         super().__init__()
         self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
         self.bias = nn.Parameter(torch.tensor(float(init_bias)))
+        self.balanced = balanced
+        self.register_buffer("pair_stats", torch.zeros(4, dtype=torch.float64),
+                             persistent=False)
+
+    def reset_pair_stats(self) -> None:
+        """Zero :attr:`pair_stats`."""
+        self.pair_stats.zero_()
+
+    def pair_cosines(self) -> tuple[float, float]:
+        """Mean cosine of same-class and of different-class pairs since the last reset.
+
+        Returns
+        -------
+        tuple of float
+            NaN where no such pair was seen.
+        """
+        sums = self.pair_stats.tolist()
+        same = sums[0] / sums[1] if sums[1] else math.nan
+        other = sums[2] / sums[3] if sums[3] else math.nan
+        return same, other
 
     def forward(
         self,
@@ -140,7 +181,9 @@ class SigmoidContrastiveLoss(nn.Module):
         pairs: list[tuple[int, int]],
     ) -> torch.Tensor:
         """Loss for ``views`` (V, B, P) L2-normalised, ``view_present`` (V, B) bool."""
-        same = (y.unsqueeze(0) == y.unsqueeze(1)).to(views.dtype) * 2.0 - 1.0
+        same_class = y.unsqueeze(0) == y.unsqueeze(1)
+        sign = same_class.to(views.dtype) * 2.0 - 1.0
+        other_sample = ~torch.eye(len(y), dtype=torch.bool, device=y.device)
         scale = self.log_scale.exp()
         total = views.new_zeros(())
         n_terms = 0
@@ -148,12 +191,58 @@ class SigmoidContrastiveLoss(nn.Module):
             valid = view_present[a].unsqueeze(1) & view_present[b].unsqueeze(0)
             if not valid.any():
                 continue
-            logits = scale * views[a] @ views[b].T + self.bias
-            losses = -F.logsigmoid(same * logits.float())
-            total = total + losses[valid].mean()
+            cosine = (views[a] @ views[b].T).float()
+            losses = -F.logsigmoid(sign * (scale * cosine + self.bias))
+            total = total + self._pair_loss(losses, valid, same_class)
             n_terms += 1
+            with torch.no_grad():
+                self._count(cosine, valid & other_sample, same_class)
         if n_terms == 0:
             # no valid pair in this batch: a zero that is still part of the graph
             # (zero gradients), so that backward() works instead of raising
             return 0.0 * (views.sum() + self.log_scale + self.bias)
         return total / n_terms
+
+    def _pair_loss(
+        self, losses: torch.Tensor, valid: torch.Tensor, same_class: torch.Tensor
+    ) -> torch.Tensor:
+        if not self.balanced:
+            return losses[valid].mean()
+        means = [losses[mask].mean() for mask in (valid & same_class, valid & ~same_class)
+                 if mask.any()]
+        return sum(means) / len(means)
+
+    def _count(self, cosine: torch.Tensor, mask: torch.Tensor, same_class: torch.Tensor) -> None:
+        same, other = mask & same_class, mask & ~same_class
+        self.pair_stats += torch.stack([
+            cosine[same].sum(), same.sum(), cosine[other].sum(), other.sum()
+        ]).to(self.pair_stats)
+
+
+#: The settings of :func:`make_contrastive_loss`: (init_scale, init_bias, balanced).
+CONTRASTIVE_LOSSES = {
+    "balanced": (10.0, 0.0, True),
+    "paper": (10.0, -10.0, False),
+}
+
+
+def make_contrastive_loss(kind: str = "balanced") -> SigmoidContrastiveLoss:
+    """The supervised sigmoid loss in one of the package's settings.
+
+    Parameters
+    ----------
+    kind : {"balanced", "paper"}, default="balanced"
+        "balanced": positives and negatives weighted equally, bias initialised to 0
+        (the log-odds of a balanced positive share), scale 10. "paper": SigLIP's
+        initialisation as in Gu, Saito and Ma (scale 10, bias -10), pairs unweighted.
+
+    Returns
+    -------
+    SigmoidContrastiveLoss
+    """
+    if kind not in CONTRASTIVE_LOSSES:
+        raise ValueError(
+            f"kind must be one of {sorted(CONTRASTIVE_LOSSES)}. Got {kind!r} instead."
+        )
+    scale, bias, balanced = CONTRASTIVE_LOSSES[kind]
+    return SigmoidContrastiveLoss(init_scale=scale, init_bias=bias, balanced=balanced)

@@ -7,7 +7,15 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .fusion import ClassifierHead, MLPFusion, ModalityTokens, ProjectionHead, TransformerFusion
+from .fusion import (
+    ClassifierHead,
+    LinearLogits,
+    MLPFusion,
+    ModalityTokens,
+    ProjectionHead,
+    TransformerFusion,
+    single_modality_masks,
+)
 
 
 class MultimodalFusionNet(nn.Module):
@@ -29,6 +37,10 @@ class MultimodalFusionNet(nn.Module):
         Dropout in the fusion and classifier heads.
     projection_dim : int, default=128
         Output width of the projection head (contrastive stage).
+    linear_widths : mapping of str to int, default=None
+        Modalities that also get a linear path straight to the class logits, with the
+        width of their (flat) input: their logits add ``W_m x_m`` where m is present and
+        a learned per-class constant where it is absent. None: no linear path.
 
     Notes
     -----
@@ -45,6 +57,7 @@ class MultimodalFusionNet(nn.Module):
         missing_token: str = "learned",
         dropout: float = 0.1,
         projection_dim: int = 128,
+        linear_widths: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.modality_names = list(encoders)
@@ -60,6 +73,7 @@ class MultimodalFusionNet(nn.Module):
             raise ValueError(f"fusion must be 'mlp' or 'transformer'. Got {fusion!r} instead.")
         self.classifier = ClassifierHead(embed_dim, n_classes, dropout)
         self.projection = ProjectionHead(embed_dim, projection_dim)
+        self.linear = LinearLogits(self.modality_names, linear_widths or {}, n_classes)
 
     def encode(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
         """Run each encoder once, on the samples that have its modality: (B, M, D)."""
@@ -95,8 +109,7 @@ class MultimodalFusionNet(nn.Module):
 
     def single_modality_masks(self, present: torch.Tensor) -> torch.Tensor:
         """(M, B, M) masks: configuration m keeps modality m alone."""
-        eye = torch.eye(present.shape[1], dtype=torch.bool, device=present.device)
-        return eye.unsqueeze(1) & present.unsqueeze(0)
+        return single_modality_masks(present)
 
     def fuse_configurations(
         self, features: torch.Tensor, present: torch.Tensor
@@ -117,8 +130,47 @@ class MultimodalFusionNet(nn.Module):
         ).reshape(n_modalities + 1, batch, -1)
         return fused[0], fused[1:]
 
+    def classify(
+        self, fused: torch.Tensor, present: torch.Tensor, linear: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Class logits from fused vectors (..., B, D), plus the linear path if any.
+
+        ``present`` (..., B, M) says which modalities each configuration keeps;
+        ``linear`` is the output of :meth:`linear_terms`.
+        """
+        logits = self.classifier(fused)
+        if linear is not None:
+            logits = logits + self.linear.combine(linear, present)
+        return logits
+
+    def linear_terms(
+        self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Per-modality linear logits (B, M, C), or None without a linear path."""
+        return self.linear(inputs, present) if len(self.linear) else None
+
+    def configuration_logits(
+        self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of the full input (B, C) and of each single modality (M, B, C)."""
+        features = self.encode(inputs, present)
+        linear = self.linear_terms(inputs, present)
+        full, single = self.fuse_configurations(features, present)
+        masks = self.single_modality_masks(present)
+        return self.classify(full, present, linear), self.classify(single, masks, linear)
+
+    def logits(
+        self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor,
+        keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Class logits (B, C) with the modalities in ``keep`` (default ``present``)."""
+        keep = present if keep is None else keep
+        features = self.encode(inputs, present)
+        return self.classify(self.fuse(features, keep), keep,
+                             self.linear_terms(inputs, present))
+
     def forward(
         self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor
     ) -> torch.Tensor:
         """Class logits (B, C) with the modalities marked in ``present``."""
-        return self.classifier(self.fuse(self.encode(inputs, present), present))
+        return self.logits(inputs, present)

@@ -1,0 +1,329 @@
+"""Train the members of one fit in lockstep, with early stopping on their pooled loss.
+
+A fit trains one network or several ("members"). With early stopping, member k holds
+out its own validation rows (one fold of a K-fold split when there are several
+members). Three stages follow: the linear paths are fitted (their penalty chosen on the
+held-out rows of all members), the contrastive stage pretrains each member, and in the
+classification stage every epoch all members train once; the stopping signal is the
+validation loss pooled over all members' held-out rows. With K folds every training
+sample is held out exactly once, so the signal is measured on all n samples instead
+of one small split, and each member still trains on (K-1)/K of the data.
+
+This module knows skorch and torch, not scikit-learn: the caller passes the splits.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from copy import deepcopy
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from skorch.helper import predefined_split
+
+from ._torch.linear import fit_linear_path, linear_loss
+from ._torch.losses import random_modality_mask
+from ._training import ContrastiveNet, FusionDataset, FusionNet, progress_bar
+
+#: Inverse penalties C of the linear path, counted as scikit-learn's LogisticRegression
+#: counts them (see :func:`linear_l2`); the lowest loss pooled over the members'
+#: held-out rows wins. Without held-out rows :data:`DEFAULT_LINEAR_C` is used.
+LINEAR_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+DEFAULT_LINEAR_C = 1.0
+
+@dataclass
+class MemberPlan:
+    """What one member trains on and how it is seeded.
+
+    Parameters
+    ----------
+    train_index : Tensor or None
+        Rows of the data set it trains on; None is every row.
+    valid_index : Tensor or None
+        Rows it holds out for early stopping; None holds out nothing.
+    seed : int
+        Seeds its weights, its dropout and its batch order.
+    """
+
+    train_index: torch.Tensor | None
+    valid_index: torch.Tensor | None
+    seed: int
+
+
+@dataclass
+class TrainedMembers:
+    """The outcome of :func:`train_members`.
+
+    Parameters
+    ----------
+    nets : list of FusionNet
+        The trained classification nets, their best weights restored.
+    history : list of dict
+        One row per member, stage and epoch.
+    best_epoch : int or None
+        The epoch whose weights were kept (0: the networks as they started the stage;
+        None without early stopping).
+    linear_C : float or None
+        Inverse penalty of the linear path (None without one).
+    interrupted : bool
+        Whether a KeyboardInterrupt cut training short.
+    """
+
+    nets: list[FusionNet]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    linear_C: float | None = None
+    interrupted: bool = False
+
+
+def _rows(net: Any, stage: str, member: int) -> list[dict[str, Any]]:
+    return [dict(row, stage=stage, member=member) for row in net.history]
+
+
+def pooled_valid_loss(nets: Sequence[FusionNet], sizes: Sequence[int]) -> float:
+    """The members' latest validation losses averaged with their held-out sizes as weights.
+
+    Parameters
+    ----------
+    nets : sequence of FusionNet
+        Nets that have trained at least one epoch with a validation split.
+    sizes : sequence of int
+        Held-out samples of each member.
+
+    Returns
+    -------
+    float
+        NaN when no member holds out any sample.
+    """
+    total = sum(sizes)
+    if total == 0:
+        return math.nan
+    return sum(net.history[-1, "valid_loss"] * size for net, size in zip(nets, sizes)) / total
+
+
+def train_members(
+    build_module: Callable[[], torch.nn.Module],
+    dataset: FusionDataset,
+    plans: Sequence[MemberPlan],
+    *,
+    task_kwargs: dict[str, Any],
+    max_epochs: int,
+    patience: int,
+    contrastive_kwargs: dict[str, Any] | None = None,
+    pretrain_epochs: int = 0,
+    verbose: int = 0,
+) -> TrainedMembers:
+    """Pretrain (optionally) and train every member; stop all of them together.
+
+    Parameters
+    ----------
+    build_module : callable
+        Returns a fresh network; called once per member under its seed.
+    dataset : FusionDataset
+        All training samples.
+    plans : sequence of MemberPlan
+        One per member.
+    task_kwargs : dict
+        Keyword arguments of :class:`FusionNet` (objective, optimiser, batch size, ...),
+        without ``max_epochs``, ``train_split`` and ``iterator_seed``.
+    max_epochs : int
+        Most epochs of the classification stage.
+    patience : int
+        Epochs without improvement of the pooled validation loss before stopping.
+    contrastive_kwargs : dict, default=None
+        Keyword arguments of :class:`ContrastiveNet`; None skips the contrastive stage.
+    pretrain_epochs : int, default=0
+        Epochs of the contrastive stage.
+    verbose : int, default=0
+        1 shows a progress bar per stage.
+
+    Returns
+    -------
+    TrainedMembers
+    """
+    trains, valids = [], []
+    for plan in plans:
+        trains.append(dataset if plan.train_index is None else dataset.subset(plan.train_index))
+        valids.append(None if plan.valid_index is None else dataset.subset(plan.valid_index))
+    result = TrainedMembers(nets=[])
+    modules = []
+    for plan in plans:
+        torch.manual_seed(plan.seed)
+        modules.append(build_module())
+    if len(modules[0].linear):
+        result.linear_C = _fit_linear_paths(modules, trains, valids, plans, task_kwargs)
+    if contrastive_kwargs is not None and pretrain_epochs > 0:
+        # an interrupt here propagates: no classifier has been trained yet
+        _pretrain(modules, trains, valids, plans, contrastive_kwargs, pretrain_epochs,
+                  verbose, result)
+    try:
+        _train_task(modules, trains, valids, plans, task_kwargs, max_epochs, patience,
+                    verbose, result)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    return result
+
+
+def linear_l2(C: float, weight: torch.Tensor, n_classes: int) -> float:
+    """The L2 coefficient of the mean loss that matches scikit-learn's inverse penalty C.
+
+    scikit-learn minimises ``C * sum_i w_i loss_i + ||w||^2 / 2`` with one weight vector
+    for two classes (K for more); the network's path has one row per class, and for two
+    classes its optimum has ``w_1 = -w_0``, so the penalty is doubled to match.
+
+    Parameters
+    ----------
+    C : float
+        Inverse penalty.
+    weight : Tensor
+        Sample weights of the training rows.
+    n_classes : int
+        Number of classes.
+
+    Returns
+    -------
+    float
+    """
+    factor = 2.0 if n_classes == 2 else 1.0
+    return factor / (2.0 * C * float(weight.sum()))
+
+
+def _linear_data(dataset: FusionDataset, names: list[str], objective: str, rate: float,
+                 seed: int):
+    inputs, present, y, weight = dataset.materialise(names)
+    if objective == "random":  # one fixed draw of conventional modality dropout
+        generator = torch.Generator().manual_seed(seed)
+        present = random_modality_mask(present, rate, generator)
+    return inputs, present, y, weight
+
+
+def _fit_linear_paths(modules, trains, valids, plans, task_kwargs) -> float:
+    """Fit every member's linear path; choose C by the pooled held-out loss."""
+    objective = task_kwargs.get("objective", "simultaneous")
+    configurations = objective == "simultaneous" and len(modules[0].modality_names) > 1
+    unimodal_weight = task_kwargs.get("unimodal_weight", 1.0)
+    rate = task_kwargs.get("dropout_rate", 0.3)
+    linear = modules[0].linear
+    names = [linear.names[i] for i in linear.index]
+    fits = [_linear_data(t, names, objective, rate, p.seed) for t, p in zip(trains, plans)]
+    held_out = [None if v is None else v.materialise(names) for v in valids]
+    sizes = [0 if v is None else len(v) for v in valids]
+    grid = LINEAR_C_GRID if sum(sizes) else (DEFAULT_LINEAR_C,)
+    best_C, best_loss, best_states, worse = None, math.inf, None, 0
+    for step, C in enumerate(sorted(grid)):  # strongest penalty first: warm starts
+        states, pooled = [], 0.0
+        for module, (inputs, present, y, weight), valid, size in zip(
+            modules, fits, held_out, sizes
+        ):
+            l2 = linear_l2(C, weight, module.linear.n_classes)
+            fit_linear_path(module.linear, inputs, present, y, weight, l2, configurations,
+                            unimodal_weight, warm_start=step > 0)
+            states.append((l2, deepcopy(module.linear.state_dict())))
+            if size:
+                pooled += size * linear_loss(module.linear, *valid, configurations,
+                                             unimodal_weight)
+        pooled = pooled / sum(sizes) if sum(sizes) else 0.0
+        if best_states is None or pooled < best_loss:
+            best_C, best_loss, best_states, worse = C, pooled, states, 0
+        else:
+            worse += 1
+            if worse == 2:  # the held-out loss along the path is unimodal in practice
+                break
+    for module, (l2, state) in zip(modules, best_states):
+        module.linear.load_state_dict(state)
+        module.linear.l2 = l2
+    return best_C
+
+
+def _pretrain(modules, trains, valids, plans, kwargs, epochs, verbose, result) -> None:
+    bar = progress_bar("contrastive", epochs * len(modules), verbose)
+    try:
+        for k, (module, train, valid, plan) in enumerate(zip(modules, trains, valids, plans)):
+            # the held-out rows only measure the stage (loss and cosines), they do not steer it
+            split = predefined_split(valid) if valid is not None and len(valid) > 1 else None
+            net = ContrastiveNet(module, train_split=split, max_epochs=epochs,
+                                 iterator_seed=plan.seed + 1, **kwargs)
+            net.initialize()
+            net.notify("on_train_begin", X=train, y=None)
+            try:
+                for _ in range(epochs):
+                    net.fit_loop(train, None, epochs=1)
+                    bar.update(1)
+            finally:
+                result.history += _rows(net, "contrastive", k)
+            net.notify("on_train_end", X=train, y=None)
+    finally:
+        bar.close()
+
+
+@torch.no_grad()
+def _valid_loss(net: FusionNet, valid: FusionDataset | None) -> float:
+    """The validation loss of ``net`` on ``valid`` as skorch computes it per epoch."""
+    if valid is None:
+        return 0.0
+    total, count = 0.0, 0
+    for batch in net.get_iterator(valid, training=False):
+        loss = net.validation_step(batch)["loss"]
+        total += float(loss) * len(batch[1])
+        count += len(batch[1])
+    return total / max(count, 1)
+
+
+def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, verbose,
+                result) -> None:
+    nets = []
+    for module, train, valid, plan in zip(modules, trains, valids, plans):
+        net = FusionNet(
+            module, max_epochs=max_epochs, iterator_seed=plan.seed + 2,
+            train_split=predefined_split(valid) if valid is not None else None, **kwargs,
+        )
+        net.initialize()
+        net.notify("on_train_begin", X=train, y=None)
+        nets.append(net)
+    result.nets = nets
+    sizes = [0 if v is None else len(v) for v in valids]
+    stopping = sum(sizes) > 0
+    best, best_state, wait = math.inf, None, 0
+    if stopping:
+        # epoch 0: the networks as the stage found them (a constant or the linear
+        # path, since the classifier head starts at zero) compete too
+        start = sum(_valid_loss(net, v) * size for net, v, size in zip(nets, valids, sizes))
+        if math.isfinite(start):
+            best, result.best_epoch = start / sum(sizes), 0
+            best_state = [deepcopy(net.module_.state_dict()) for net in nets]
+    bar = progress_bar("classification", max_epochs, verbose)
+    try:
+        for epoch in range(1, max_epochs + 1):
+            for net, train in zip(nets, trains):
+                net.fit_loop(train, None, epochs=1)
+            shown = {"train_loss": sum(n.history[-1, "train_loss"] for n in nets) / len(nets)}
+            if stopping:
+                pooled = pooled_valid_loss(nets, sizes)
+                shown["valid_loss"] = pooled
+                for net in nets:
+                    net.history.record("pooled_valid_loss", pooled)
+                if pooled < best:  # NaN never counts as an improvement
+                    best, wait, result.best_epoch = pooled, 0, epoch
+                    best_state = [deepcopy(net.module_.state_dict()) for net in nets]
+                else:
+                    wait += 1
+            bar.update(1, shown, epoch=epoch)
+            if stopping and wait >= patience:
+                break
+    finally:
+        bar.close()
+        if best_state is not None:
+            for net, state in zip(nets, best_state):
+                net.module_.load_state_dict(state)
+        for k, (net, train) in enumerate(zip(nets, trains)):
+            net.notify("on_train_end", X=train, y=None)
+            result.history += _rows(net, "classification", k)
+            net.history.clear()  # the per-epoch table is returned; keep pickles small
+    if stopping and best_state is None:
+        warnings.warn(
+            "The validation loss was never finite; the weights of the last epoch are kept.",
+            RuntimeWarning, stacklevel=4,
+        )

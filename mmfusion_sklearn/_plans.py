@@ -1,0 +1,174 @@
+"""How one fit is laid out: how many networks, which rows each trains on and holds out.
+
+This is the scikit-learn side of :mod:`mmfusion_sklearn._ensemble` (which trains the
+members): stratified folds and splits are made here, from the encoded labels, and
+handed over as index tensors.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+from ._ensemble import MemberPlan
+
+#: Members of ``ensemble_size="auto"`` when early stopping is on, n is at most
+#: :data:`AUTO_ENSEMBLE_MAX_N` and every modality is a table or a feature vector:
+#: K-fold cross-fitting, each sample held out once.
+AUTO_ENSEMBLE_SIZE = 5
+AUTO_ENSEMBLE_MAX_N = 5000
+#: Columns of ``history_``, in order.
+HISTORY_COLUMNS = ["stage", "member", "epoch", "train_loss", "valid_loss",
+                   "pooled_valid_loss", "same_class_cosine", "diff_class_cosine",
+                   "valid_same_class_cosine", "valid_diff_class_cosine", "dur"]
+
+Split = tuple[np.ndarray | None, np.ndarray | None]
+
+
+def resolve_ensemble_size(
+    ensemble_size: int | str, n_samples: int, early_stopping: bool, cheap: bool
+) -> int:
+    """The number of members: ``ensemble_size``, or the "auto" rule.
+
+    Parameters
+    ----------
+    ensemble_size : int or "auto"
+        The estimator's parameter.
+    n_samples : int
+        Training samples.
+    early_stopping : bool
+        Whether members hold out rows.
+    cheap : bool
+        Whether every modality is a table or a feature vector (precomputed or the
+        output of a frozen encoder).
+
+    Returns
+    -------
+    int
+    """
+    if ensemble_size != "auto":
+        return int(ensemble_size)
+    # networks on tables and feature vectors overfit within a few optimiser steps on
+    # small data, where averaging cross-fitted members pays; CNNs learn over many
+    # epochs, gain more from data than from averaging, and cost more per member
+    small = n_samples <= AUTO_ENSEMBLE_MAX_N
+    return AUTO_ENSEMBLE_SIZE if early_stopping and small and cheap else 1
+
+
+def member_plans(
+    y_index: np.ndarray,
+    size: int,
+    early_stopping: bool,
+    validation_fraction: float,
+    split_seed: int,
+    member_seeds: list[int],
+) -> list[MemberPlan]:
+    """Training and held-out rows of every member, and its seed.
+
+    Without early stopping every member trains on every row; with one member it holds
+    out a stratified ``validation_fraction``; with several, member k holds out fold k
+    of a stratified K-fold split.
+
+    Parameters
+    ----------
+    y_index : ndarray of int
+        Encoded labels.
+    size : int
+        Number of members.
+    early_stopping : bool
+        Whether members hold out rows.
+    validation_fraction : float
+        Share held out by a single member.
+    split_seed : int
+        Seed of the split or folds.
+    member_seeds : list of int
+        One seed per member.
+
+    Returns
+    -------
+    list of MemberPlan
+    """
+    splits: list[Split]
+    if not early_stopping:
+        splits = [(None, None)] * size
+    elif size == 1:
+        splits = [holdout(y_index, validation_fraction, split_seed)]
+    else:
+        splits = folds(y_index, size, split_seed)
+    return [
+        MemberPlan(
+            None if train is None else torch.from_numpy(train),
+            None if valid is None else torch.from_numpy(valid),
+            seed,
+        )
+        for (train, valid), seed in zip(splits, member_seeds)
+    ]
+
+
+def folds(y_index: np.ndarray, k: int, seed: int) -> list[Split]:
+    """K folds, stratified where every class has k samples: member i holds out fold i.
+
+    With fewer than 2k samples a warning says so and every member trains on all rows.
+    """
+    n = len(y_index)
+    if n < 2 * k:
+        warnings.warn(
+            f"Too few samples ({n}) for {k} cross-fitted members; training {k} members "
+            "on all of them for max_epochs.",
+            UserWarning,
+            stacklevel=5,
+        )
+        return [(None, None)] * k
+    stratified = np.bincount(y_index).min() >= k
+    cv = (StratifiedKFold if stratified else KFold)(k, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros((n, 1)), y_index))
+
+
+def holdout(y_index: np.ndarray, fraction: float, seed: int) -> Split:
+    """A stratified held-out share of the rows (at least one per class).
+
+    With too few samples a warning says so and nothing is held out.
+    """
+    n = len(y_index)
+    n_classes = int(y_index.max()) + 1
+    n_valid = max(math.ceil(fraction * n), n_classes)
+    if n - n_valid < n_classes:
+        warnings.warn(
+            f"Too few samples ({n}) to hold out a validation set for early stopping; "
+            "training on all of them for max_epochs.",
+            UserWarning,
+            stacklevel=5,
+        )
+        return None, None
+    stratify = y_index if np.bincount(y_index).min() >= 2 else None
+    train, valid = train_test_split(np.arange(n), test_size=n_valid, stratify=stratify,
+                                    random_state=seed)
+    return train, valid
+
+
+def history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The ``history_`` table: one row per member, stage and epoch.
+
+    Parameters
+    ----------
+    rows : list of dict
+        skorch history rows with ``stage`` and ``member`` added.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`HISTORY_COLUMNS`; NaN where a stage does not record a value.
+    """
+    frame = pd.DataFrame(
+        [{k: np.nan if row.get(k) is None else row[k] for k in HISTORY_COLUMNS}
+         for row in rows],
+        columns=HISTORY_COLUMNS,
+    )
+    return frame.astype({"member": int, "epoch": int,
+                         **dict.fromkeys(HISTORY_COLUMNS[3:], float)})
