@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -209,7 +210,8 @@ def splits(y: np.ndarray, groups: np.ndarray | None, folds: int,
 
 
 def run_dataset(name: str, folds: int, seeds: int, quick: bool, n_jobs: int,
-                command: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+                command: str, only: tuple[str, ...] | None = None,
+                ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Cross-validate every method on one data set.
 
     Parameters
@@ -224,6 +226,9 @@ def run_dataset(name: str, folds: int, seeds: int, quick: bool, n_jobs: int,
         Parallel workers (one torch thread each).
     command : str
         The command line, for the report.
+    only : tuple of str, default=None
+        Labels of :data:`benchmarks._methods.NEURAL` to run instead of the data set's
+        list (``--neural``: a shorter full-size run); None runs the data set's list.
 
     Returns
     -------
@@ -241,7 +246,10 @@ def run_dataset(name: str, folds: int, seeds: int, quick: bool, n_jobs: int,
     X = as_nullable(X)
     kinds = {m: "image" if np.ndim(v) == 4 else "tabular" for m, v in X.items()}
     profile = {**PROFILES[spec.profile], **(QUICK_PROFILES[spec.profile] if quick else {})}
-    wanted = [label for label in spec.neural if not quick or label in QUICK_NEURAL]
+    if only is not None:
+        wanted = list(only)
+    else:
+        wanted = [label for label in spec.neural if not quick or label in QUICK_NEURAL]
     neural = tuple(next(c for c in NEURAL if c.label == label) for label in wanted)
     regimes = list(REGIMES) if len(kinds) > 1 else ["natural"]
     tasks = [(s, f, tr, te, r) for s, f, tr, te in splits(y, info.get("groups"), folds, seeds)
@@ -354,6 +362,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="2 folds x 1 seed, 3 network variants, short training, "
                              "subsampled SUPPORT2 and Br35H; writes benchmarks/results/")
     parser.add_argument("--n-jobs", type=int, default=2, help="parallel workers (max 2 here)")
+    parser.add_argument("--neural", nargs="+", default=None, metavar="LABEL",
+                        choices=[c.label for c in NEURAL],
+                        help="network variants to run instead of the data set's list "
+                             "(e.g. a shorter full-size run: --neural ours 'no contrastive')")
     parser.add_argument("--report-only", action="store_true",
                         help="rebuild the markdown and plots from the saved per-split "
                              "results of an earlier run, without training")
@@ -361,7 +373,8 @@ def main(argv: list[str] | None = None) -> None:
     folds = args.folds or (2 if args.quick else 5)
     seeds = args.seeds or (1 if args.quick else 3)
     argv = sys.argv[1:] if argv is None else argv
-    command = "python -m benchmarks.quality " + " ".join(a for a in argv if a != "--report-only")
+    command = "python -m benchmarks.quality " + shlex.join(
+        a for a in argv if a != "--report-only")
     names = list(DATASETS) if args.dataset == "all" else [args.dataset]
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -372,7 +385,9 @@ def main(argv: list[str] | None = None) -> None:
             frame = pd.read_csv(stem.with_suffix(".csv"))
             meta = json.loads(stem.with_suffix(".json").read_text())
         else:
-            frame, meta = run_dataset(name, folds, seeds, args.quick, args.n_jobs, command)
+            only = None if args.neural is None else tuple(args.neural)
+            frame, meta = run_dataset(name, folds, seeds, args.quick, args.n_jobs, command,
+                                      only)
             frame.to_csv(stem.with_suffix(".csv"), index=False)
             stem.with_suffix(".json").write_text(json.dumps(meta, indent=1))
         render(name, frame, meta, args.quick)

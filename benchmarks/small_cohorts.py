@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -37,7 +38,7 @@ from . import datasets
 from ._methods import NEURAL, QUICK_PROFILES, evaluate_split
 from ._report import markdown, method_order, metric_table, tests_table, write_section
 from ._scenarios import as_nullable, take
-from ._stats import METRICS, TESTED, best_baseline_tests, summary, verdict_counts
+from ._stats import METRICS, TESTED, best_baseline_tests, summary, verdict_counts, versus_tests
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS_MD = ROOT / "docs" / "benchmarks.md"
@@ -184,6 +185,10 @@ def section(frame: pd.DataFrame, meta: dict[str, Any]) -> str:
                                      "ours ahead (mean)": int(sum(
                                          (tests["delta"] < 0) if metric == "logloss"
                                          else (tests["delta"] > 0)))})
+        if "no contrastive" in set(sub["method"]):
+            added = versus_tests(sub, scenarios, "no contrastive")
+            lines += ["What the contrastive stage adds (ours - `no contrastive`, AUROC, "
+                      "Holm over the scenarios):", "", tests_table(added), ""]
     table = pd.DataFrame(summary_rows)
     lines[header_end:header_end] = [
         "Summary (verdicts after Holm; \"ours ahead\" counts scenarios where "
@@ -210,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     repeats = args.repeats or (2 if args.quick else 10)
     folds = args.folds or (3 if args.quick else 5)
     argv = sys.argv[1:] if argv is None else argv
-    command = "python -m benchmarks.small_cohorts " + " ".join(
+    command = "python -m benchmarks.small_cohorts " + shlex.join(
         a for a in argv if a != "--report-only")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"small_cohorts{'_quick' if args.quick else ''}"

@@ -63,3 +63,43 @@ def test_paired_tests_and_verdicts():
     worse = _frame([0.8, 0.81, 0.79, 0.82, 0.8, 0.83, 0.8, 0.81],
                    [0.7, 0.72, 0.7, 0.71, 0.69, 0.7, 0.72, 0.7], metric="logloss")
     assert versus_tests(worse, ["all"], "late LR", "logloss").loc[0, "verdict"] == "**loss**"
+
+
+def test_summary_row_counts_wins_and_contrastive_effect():
+    from benchmarks.summary import row
+
+    ours = [0.8, 0.81, 0.79, 0.82, 0.8, 0.83, 0.8, 0.81]
+    frame = _frame(ours, [0.7, 0.72, 0.7, 0.71, 0.69, 0.7, 0.72, 0.7])
+    frame["logloss"] = 1 - frame["auroc"]  # ours better on both metrics
+    ablation = frame[frame["method"] == "ours"].assign(
+        method="no contrastive", family="ablation", auroc=lambda f: f["auroc"] - 0.001,
+        logloss=lambda f: f["logloss"])
+    out = row("toy", pd.concat([frame, ablation], ignore_index=True), "8")
+    assert out["splits"] == "8"
+    assert out["AUROC, all modalities: ours"] == f"{np.mean(ours):.3f}"
+    assert out["best baseline"].endswith("(late LR)")
+    assert out["vs best baseline, AUROC (W / T / L)"] == "1 / 0 / 0"
+    assert out["log loss (W / T / L)"] == "1 / 0 / 0"
+    # a constant +0.001 over 8 pairs: Wilcoxon p = 0.0078, one test -> a win
+    assert out["contrastive stage adds (AUROC)"].startswith("+0.001 mean; 1 better")
+
+
+def test_summary_tables_read_saved_runs(tmp_path, monkeypatch):
+    import json
+
+    import benchmarks.summary as summary
+
+    frame = _frame([0.8, 0.81, 0.79, 0.82, 0.8, 0.83, 0.8, 0.81],
+                   [0.7, 0.72, 0.7, 0.71, 0.69, 0.7, 0.72, 0.7])
+    frame["logloss"] = 1 - frame["auroc"]
+    ablation = frame[frame["method"] == "ours"].assign(
+        method="no linear path", family="ablation", auroc=lambda f: f["auroc"] + 0.01,
+        logloss=lambda f: f["logloss"] - 0.01)
+    pd.concat([frame, ablation]).to_csv(tmp_path / "quality_wpbc.csv", index=False)
+    (tmp_path / "quality_wpbc.json").write_text(json.dumps(
+        {"title": "WPBC (toy)", "data": ["8 samples (classes 0: 4, 1: 4)"]}))
+    monkeypatch.setattr(summary, "RESULTS", tmp_path)
+    assert "| WPBC | 8 | 8 | 0.807 |" in summary.table()
+    # the ablation is better everywhere: ours worse in the one cell, on both metrics
+    assert "| WPBC | no linear path | -0.0100 | 0 / 1 (0 / 1) of 1 | +0.0100 | 0 / 1" in (
+        summary.ablation_table())
