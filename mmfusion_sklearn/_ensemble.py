@@ -98,10 +98,14 @@ def pooled_valid_loss(nets: Sequence[FusionNet], sizes: Sequence[int]) -> float:
     float
         NaN when no member holds out any sample.
     """
+    return _size_weighted_mean([net.history[-1, "valid_loss"] for net in nets], sizes)
+
+
+def _size_weighted_mean(losses: Sequence[float], sizes: Sequence[int]) -> float:
     total = sum(sizes)
     if total == 0:
         return math.nan
-    return sum(net.history[-1, "valid_loss"] * size for net, size in zip(nets, sizes)) / total
+    return sum(loss * size for loss, size in zip(losses, sizes)) / total
 
 
 def train_members(
@@ -290,9 +294,9 @@ def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, ve
     if stopping:
         # epoch 0: the networks as the stage found them (a constant or the linear
         # path, since the classifier head starts at zero) compete too
-        start = sum(_valid_loss(net, v) * size for net, v, size in zip(nets, valids, sizes))
+        start = _size_weighted_mean([_valid_loss(n, v) for n, v in zip(nets, valids)], sizes)
         if math.isfinite(start):
-            best, result.best_epoch = start / sum(sizes), 0
+            best, result.best_epoch = start, 0
             best_state = [deepcopy(net.module_.state_dict()) for net in nets]
     bar = progress_bar("classification", max_epochs, verbose)
     try:
