@@ -7,12 +7,20 @@ contrastive learning with fused representations, generalised to any number of
 modalities.
 """
 
+from ._cache import clear_feature_cache
 from ._data import Modality, MultimodalData
 from ._estimator import MultimodalFusionClassifier
 
 __version__ = "0.1.0"
 
-__all__ = ["Modality", "MultimodalData", "MultimodalFusionClassifier", "__version__", "load"]
+__all__ = [
+    "Modality",
+    "MultimodalData",
+    "MultimodalFusionClassifier",
+    "__version__",
+    "clear_feature_cache",
+    "load",
+]
 
 
 def load(path, device="cpu"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import os
 import warnings
 from copy import deepcopy
 from numbers import Integral, Real
@@ -31,19 +31,18 @@ from ._inputs import (
     presence_matrix,
     resolve_modalities,
     sample_shape,
-    transform_modalities,
 )
+from ._pipeline import FrozenFeatures, ReadLog, predict_log_proba, training_dataset
 from ._plans import history_frame, member_plans, resolve_ensemble_size
 from ._torch.encoders import (
     EmbeddingEncoder,
     ModuleEncoder,
     build_encoder,
-    compute_features,
     module_output_width,
 )
 from ._torch.losses import contrastive_pairs
 from ._torch.model import MultimodalFusionNet
-from ._training import FusionDataset
+from ._training import PRECISIONS, FusionDataset
 
 
 def _resolve_device(device: Any) -> torch.device:
@@ -153,7 +152,28 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         Seeds weight initialisation, the validation split and batch order: with an
         int, two fits on the CPU give identical predictions.
     verbose : int, default=0
-        0 is silent; 1 shows a progress bar per stage; 2 also prints a table per epoch.
+        0 is silent; 1 shows progress bars (per training stage over epochs, per
+        prediction over batches, per frozen encoder over the batches it encodes); 2
+        also prints a line per epoch.
+    precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
+        Forward passes in float32, or under ``torch.autocast`` in bfloat16 or float16
+        (losses in float32; float16 training uses a gradient scaler). bfloat16 works on
+        the CPU and on recent GPUs; float16 is for CUDA (on the CPU it needs
+        torch >= 2.3). The linear path is always fitted in float32.
+    num_workers : int, default=0
+        DataLoader worker processes that read, transform and batch file-backed
+        modalities (image and volume paths) in fit and prediction; 0 reads them in
+        this process. In-memory arrays are sliced in this process regardless.
+    on_read_error : {"raise", "missing"}, default="raise"
+        What a file that cannot be read does (missing, corrupt, truncated, not an
+        image, or no decoder for it). "raise": an error naming the modality, the row
+        and the file. "missing": that sample lacks the modality, and one warning per
+        fit or prediction names the files. A sample left with no modality is
+        excluded from training (weight 0); in prediction it is an error.
+    cache_dir : str, path-like or None, default=None
+        Frozen encoders' features are always cached in this process (each sample is
+        encoded once, not once per fit, fold or trial); a folder also keeps them on
+        disk, shared between processes (``n_jobs``) and sessions.
 
     Attributes
     ----------
@@ -229,6 +249,10 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "on_read_error": [StrOptions({"raise", "missing"})],
+        "cache_dir": [None, str, os.PathLike],
     }
 
     def __init__(
@@ -257,6 +281,10 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         device="auto",
         random_state=None,
         verbose=0,
+        precision="32",
+        num_workers=0,
+        on_read_error="raise",
+        cache_dir=None,
     ):
         self.modalities = modalities
         self.fusion = fusion
@@ -281,6 +309,10 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.precision = precision
+        self.num_workers = num_workers
+        self.on_read_error = on_read_error
+        self.cache_dir = cache_dir
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -316,21 +348,42 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=reset, ensure_all_finite="allow-nan", dtype="numeric")
         return MultimodalData({name or "tabular": X})
 
-    def _model_arrays(self, data: MultimodalData) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Per-modality float32 arrays (frozen encoders applied) and the presence mask."""
+    def _frozen_features(self) -> dict[str, FrozenFeatures]:
+        """The feature sources of the frozen encoders (sharing the process cache)."""
+        sources = {}
+        for name, module in self._frozen_encoders.items():
+            source = FrozenFeatures(
+                name, module, self._preprocessors[name], self.device_, self.precision,
+                self.batch_size, self.num_workers,
+                None if self.cache_dir is None else os.fspath(self.cache_dir),
+                namespace=self._frozen_keys.get(name),
+            )
+            source.width = self._input_shapes[name][0]
+            sources[name] = source
+        return sources
+
+    def _training_data(
+        self, data: MultimodalData, y_index: np.ndarray, weight: np.ndarray, log: ReadLog,
+        present: np.ndarray | None = None,
+    ) -> FusionDataset:
+        """The training FusionDataset: tensors, lazy file sources and frozen features."""
         check_known_modalities(data, self.modalities_)
         names = list(self.modalities_)
-        present = presence_matrix(data, names)
-        arrays = transform_modalities(data, self._preprocessors, len(data))
-        for name, module in self._frozen_encoders.items():
-            rows = present[:, names.index(name)]
-            full = np.zeros((len(data), self._input_shapes[name][0]), dtype=np.float32)
-            if rows.any():
-                full[rows] = compute_features(
-                    module, torch.from_numpy(arrays[name][rows]), self.batch_size, self.device_
-                ).numpy()
-            arrays[name] = full
-        return arrays, present
+        if present is None:
+            present = presence_matrix(data, names)
+        return training_dataset(
+            data, names, self._preprocessors, self._frozen_features(), present, y_index,
+            weight, on_read_error=self.on_read_error, log=log, verbose=self.verbose,
+        )
+
+    def _model_arrays(self, data: MultimodalData) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per-modality float32 arrays (frozen encoders applied) and the presence mask,
+        all in memory (for inspection and the benchmarks; fit and predict stream)."""
+        n = len(data)
+        dataset = self._training_data(data, np.zeros(n, dtype=np.int64), np.ones(n),
+                                      ReadLog())
+        X, _, _ = dataset.read_batch(torch.arange(n))
+        return {k: v.numpy() for k, v in X["inputs"].items()}, X["present"].numpy()
 
     # -- network -----------------------------------------------------------------
     def _build_network(self, input_shapes: dict[str, tuple[int, ...]]) -> MultimodalFusionNet:
@@ -366,6 +419,8 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
             "batch_size": self.batch_size,
             "device": self.device_,
             "verbose": 0,
+            "num_workers": self.num_workers,
+            "precision": self.precision,
         }
 
     # -- fit -----------------------------------------------------------------------
@@ -414,33 +469,39 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = _resolve_device(self.device)
 
         self.modalities_ = resolve_modalities(data, resolve_modality_spec(self.modalities))
-        self._preprocessors = fit_preprocessors(data, self.modalities_)
+        names = list(self.modalities_)
+        present = presence_matrix(data, names)
+        log = ReadLog()
+        self._preprocessors = fit_preprocessors(data, self.modalities_, self.on_read_error,
+                                                log.failures)
+        for name, row in log.failures:
+            present[row, names.index(name)] = False
         self._frozen_encoders = {
             name: deepcopy(m.encoder).eval().requires_grad_(False)
             for name, m in self.modalities_.items()
             if m.encoder is not None and not m.trainable
         }
+        self._frozen_keys = {}
         self._input_shapes = {}
         for name, preprocessor in self._preprocessors.items():
             shape = sample_shape(preprocessor)
             if name in self._frozen_encoders:
                 shape = (module_output_width(self._frozen_encoders[name], shape),)
+                self._frozen_keys[name] = None
             self._input_shapes[name] = shape
-        arrays, present = self._model_arrays(data)
+        frozen = self._frozen_features()
+        self._frozen_keys = {name: source.namespace for name, source in frozen.items()}
+        dataset = self._training_data(data, y_index, weight, log, present)
 
         rng = check_random_state(self.random_state)
         split_seed, torch_seed = rng.randint(np.iinfo(np.int32).max, size=2)
         plans = self._member_plans(y_index, int(split_seed), rng)
-        dataset = FusionDataset(
-            {k: torch.from_numpy(v) for k, v in arrays.items()},
-            torch.from_numpy(present),
-            torch.from_numpy(y_index.astype(np.int64)),
-            torch.from_numpy(weight.astype(np.float32)),
-        )
         devices = [self.device_] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(torch_seed))
             self._fit_network(dataset, plans)
+        log.failures.update(dataset.read_failures)
+        log.warn("fit", stacklevel=3)
         return self
 
     def _member_plans(
@@ -500,14 +561,16 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         """Log of the members' mean class probabilities, (n, n_classes) float64."""
         check_is_fitted(self)
         data = self._as_data(X, reset=False)
-        arrays, present = self._model_arrays(data)
-        dataset = FusionDataset(
-            {k: torch.from_numpy(v) for k, v in arrays.items()}, torch.from_numpy(present)
+        check_known_modalities(data, self.modalities_)
+        names = list(self.modalities_)
+        log_proba = predict_log_proba(
+            [net.module_ for net in self._nets], data, names, self._preprocessors,
+            self._frozen_features(), presence_matrix(data, names),
+            batch_size=self.batch_size, device=self.device_, precision=self.precision,
+            num_workers=self.num_workers, on_read_error=self.on_read_error,
+            verbose=self.verbose,
         )
-        logs = torch.stack(
-            [torch.log_softmax(net.forward(dataset).double(), dim=1) for net in self._nets]
-        )
-        return torch.logsumexp(logs, dim=0) - math.log(len(self._nets))
+        return torch.from_numpy(log_proba)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Class scores (logits): shape (n_samples,) for two classes, else (n, n_classes).

@@ -124,28 +124,26 @@ def presence_matrix(data: MultimodalData, names: list[str]) -> np.ndarray:
 
 
 def fit_preprocessors(
-    data: MultimodalData, modalities: dict[str, Modality]
+    data: MultimodalData, modalities: dict[str, Modality], on_read_error: str = "raise",
+    failures: dict[tuple[str, int], tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Fit one preprocessor per modality on the samples where it is present."""
-    return {
-        name: make_preprocessor(name, modality.kind, modality).fit(
-            data.values(name), data.present(name)
-        )
-        for name, modality in modalities.items()
-    }
+    """Fit one preprocessor per modality on the samples where it is present.
 
-
-def transform_modalities(
-    data: MultimodalData, preprocessors: dict[str, Any], n_samples: int
-) -> dict[str, np.ndarray]:
-    """Float32 arrays per modality; zeros where (or when entirely) absent."""
-    arrays = {}
-    for name, preprocessor in preprocessors.items():
-        if data.present(name).any():
-            arrays[name] = preprocessor.transform(data.values(name), data.present(name))
+    Files of image and volume modalities that cannot be read go to ``failures`` as
+    ``(modality, row) -> (file, message)`` when ``on_read_error`` is "missing".
+    """
+    preprocessors = {}
+    for name, modality in modalities.items():
+        preprocessor = make_preprocessor(name, modality.kind, modality)
+        if modality.kind in ("image", "volume"):
+            met: dict[int, tuple[str, str]] = {}
+            preprocessor.fit(data.values(name), data.present(name), on_read_error, met)
+            if failures is not None:
+                failures.update({(name, row): failure for row, failure in met.items()})
         else:
-            arrays[name] = np.zeros((n_samples, *sample_shape(preprocessor)), dtype=np.float32)
-    return arrays
+            preprocessor.fit(data.values(name), data.present(name))
+        preprocessors[name] = preprocessor
+    return preprocessors
 
 
 def sample_shape(preprocessor: Any) -> tuple[int, ...]:

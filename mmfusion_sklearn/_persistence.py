@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,14 @@ def _modality_to_json(name: str, modality: Modality) -> dict[str, Any]:
             f"Modality {name!r} uses a custom encoder module, which save() cannot store "
             "without pickle. Use pickle or joblib for this model."
         )
-    state = asdict(modality)
-    state.pop("encoder")
+    for field_name in ("transform", "augment"):
+        if getattr(modality, field_name) is not None:
+            raise ValueError(
+                f"Modality {name!r} has a {field_name} callable, which save() cannot "
+                "store without pickle. Use pickle or joblib for this model."
+            )
+    state = {k: v for k, v in asdict(replace(modality, encoder=None)).items()
+             if k not in ("encoder", "transform", "augment")}
     if state["image_size"] is not None:
         state["image_size"] = list(state["image_size"])
     return state
@@ -147,6 +153,7 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
         if hasattr(preprocessor, "shape_"):
             preprocessor.shape_ = list(preprocessor.shape_)
     estimator._frozen_encoders = {}
+    estimator._frozen_keys = {}
     estimator._input_shapes = {k: tuple(v) for k, v in config["input_shapes"].items()}
     estimator.history_ = history_frame(config["history"])
     if "n_features_in_" in config:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 from skorch import NeuralNet
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ._torch.losses import (
     contrastive_pairs,
@@ -26,24 +27,32 @@ from ._torch.losses import (
 
 
 class FusionDataset(Dataset):
-    """In-memory tensors of one data set: inputs per modality, presence, labels, weights.
+    """The samples of one data set: inputs per modality, presence, labels, weights.
 
-    A subset (:meth:`subset`) shares the tensors and keeps only the row numbers, so the
-    members of an ensemble, each with its own training and held-out rows, hold no copy
-    of the data.
+    In-memory modalities are tensors, sliced per batch in one indexing operation;
+    file-backed ones are *lazy sources* (:class:`~mmfusion_sklearn._sources.LazySource`)
+    that read, transform and standardise the samples of a batch when it is drawn, in
+    DataLoader workers when there are any. A subset (:meth:`subset`) shares both and
+    keeps only the row numbers, so the members of an ensemble, each with its own
+    training and held-out rows, hold no copy of the data.
 
     Parameters
     ----------
     inputs : mapping of str to Tensor
-        One tensor per modality, samples on axis 0 (zeros where absent).
+        One tensor per in-memory modality, samples on axis 0 (zeros where absent).
     present : Tensor (n, M) of bool
-        Presence mask.
+        Presence mask, columns in the order of ``names``.
     y : Tensor (n,) of int64, default=None
         Class indices (None for prediction).
     weight : Tensor (n,) of float, default=None
         Per-sample training weights.
     rows : Tensor (k,) of int64, default=None
         The rows of the tensors that make up this data set; None is all of them.
+    lazy : mapping of str to LazySource, default=None
+        Modalities read per batch.
+    names : list of str, default=None
+        Modality names in the order of the columns of ``present`` (needed with
+        ``lazy``).
     """
 
     def __init__(
@@ -53,12 +62,18 @@ class FusionDataset(Dataset):
         y: torch.Tensor | None = None,
         weight: torch.Tensor | None = None,
         rows: torch.Tensor | None = None,
+        lazy: Mapping[str, Any] | None = None,
+        names: list[str] | None = None,
     ) -> None:
         self.inputs = dict(inputs)
         self.present = present
         self.y = y
         self.weight = weight if weight is not None else torch.ones(len(present))
         self.rows = rows
+        self.lazy = dict(lazy or {})
+        self.names = list(names) if names is not None else list(self.inputs) + list(self.lazy)
+        #: (modality, row) -> (file, message) of the files found unreadable so far
+        self.read_failures: dict[tuple[str, int], tuple[str, str]] = {}
 
     def __len__(self) -> int:
         return len(self.present) if self.rows is None else len(self.rows)
@@ -71,8 +86,11 @@ class FusionDataset(Dataset):
 
     def subset(self, index: torch.Tensor) -> FusionDataset:
         """The samples at ``index`` as a new data set sharing these tensors."""
-        return FusionDataset(self.inputs, self.present, self.y, self.weight,
-                             rows=self._rows(torch.as_tensor(index)))
+        subset = FusionDataset(self.inputs, self.present, self.y, self.weight,
+                               rows=self._rows(torch.as_tensor(index)), lazy=self.lazy,
+                               names=self.names)
+        subset.read_failures = self.read_failures  # one record for the whole fit
+        return subset
 
     def materialise(self, names: list[str] | None = None) -> tuple[
         dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None, torch.Tensor
@@ -82,28 +100,78 @@ class FusionDataset(Dataset):
         Parameters
         ----------
         names : list of str, default=None
-            The modalities whose inputs are wanted (None: all); the others are left out.
+            The in-memory modalities whose inputs are wanted (None: all); the others
+            are left out.
         """
         rows = slice(None) if self.rows is None else self.rows
         inputs = {k: v[rows] for k, v in self.inputs.items() if names is None or k in names}
         y = None if self.y is None else self.y[rows]
         return inputs, self.present[rows], y, self.weight[rows]
 
-    def batch(self, index: torch.Tensor, device: torch.device | str = "cpu"):
+    def read_batch(self, index: torch.Tensor, augment: bool = False, seed: int | None = None):
+        """``(X, y, failures)`` for the samples at ``index``, on the CPU.
+
+        Lazy modalities are read here; a file that could not be read (with
+        ``on_read_error="missing"``) marks its sample's modality absent in ``present``
+        and is listed in ``failures`` as ``(modality, row, file, message)``. A training
+        sample left with no modality gets weight 0.
+        """
+        rows = self._rows(torch.as_tensor(index))
+        inputs = {k: v[rows] for k, v in self.inputs.items()}
+        present = self.present[rows]
+        weight = self.weight[rows]
+        failures = []
+        if self.lazy:
+            present = present.clone()
+            row_ids = rows.numpy()
+            for name, source in self.lazy.items():
+                m = self.names.index(name)
+                array, failed = source.take(row_ids, present[:, m].numpy(), augment=augment,
+                                            seed=seed)
+                inputs[name] = torch.from_numpy(array)
+                for position, (path, message) in failed.items():
+                    present[position, m] = False
+                    failures.append((name, int(row_ids[position]), path, message))
+            if failures:
+                weight = torch.where(present.any(dim=1), weight, torch.zeros_like(weight))
+        X = {"inputs": inputs, "present": present, "weight": weight}
+        y = None if self.y is None else self.y[rows]
+        return X, y, failures
+
+    def batch(self, index: torch.Tensor, device: torch.device | str = "cpu",
+              augment: bool = False, seed: int | None = None):
         """``(X, y)`` for the samples at ``index``, moved to ``device``."""
-        nb = torch.device(device).type == "cuda"
-        rows = self._rows(index)
-        X = {
-            "inputs": {k: v[rows].to(device, non_blocking=nb) for k, v in self.inputs.items()},
-            "present": self.present[rows].to(device, non_blocking=nb),
-            "weight": self.weight[rows].to(device, non_blocking=nb),
-        }
-        y = None if self.y is None else self.y[rows].to(device, non_blocking=nb)
+        X, y, failures = self.read_batch(index, augment, seed)
+        self.record_failures(failures)
+        return to_device(X, y, device)
+
+    def record_failures(self, failures: list[tuple[str, int, str, str]]) -> None:
+        """Remember unreadable files met in a batch (read in this or a worker process)."""
+        for name, row, path, message in failures:
+            self.read_failures[(name, row)] = (path, message)
+
+
+def to_device(X: dict[str, Any], y: torch.Tensor | None, device: torch.device | str):
+    """Move a batch ``(X, y)`` to ``device`` (non-blocking from pinned memory on CUDA)."""
+    device = torch.device(device)
+    if device.type == "cpu":
         return X, y
+    nb = device.type == "cuda"
+    X = {
+        "inputs": {k: v.to(device, non_blocking=nb) for k, v in X["inputs"].items()},
+        "present": X["present"].to(device, non_blocking=nb),
+        "weight": X["weight"].to(device, non_blocking=nb),
+    }
+    return X, None if y is None else y.to(device, non_blocking=nb)
 
 
 class BatchIterator:
-    """Iterate over a :class:`FusionDataset` in batches sliced in one operation each.
+    """Iterate over a :class:`FusionDataset` in batches.
+
+    In-memory data sets are sliced in the main process, one indexing operation per
+    batch. Data sets with lazy (file-backed) modalities go through a torch
+    ``DataLoader`` whose ``num_workers`` processes each read whole batches; batches are
+    pinned and copied without blocking on CUDA.
 
     Parameters
     ----------
@@ -112,7 +180,7 @@ class BatchIterator:
     batch_size : int
         Batch size.
     shuffle : bool, default=False
-        Shuffle at every pass (training).
+        Shuffle at every pass (training); training also applies ``augment``.
     seed : int, default=None
         Seed of the shuffling generator.
     device : str or torch.device, default="cpu"
@@ -123,6 +191,11 @@ class BatchIterator:
     generator : torch.Generator, default=None
         Random source of the shuffling, shared between iterators so that successive
         passes draw new orders; None makes one from ``seed``.
+    num_workers : int, default=0
+        DataLoader worker processes for lazy modalities (0: read in this process).
+    augment_generator : torch.Generator, default=None
+        Random source of the per-batch seeds of training augmentation (apart from the
+        shuffling, so that augmentation leaves batch orders unchanged).
     """
 
     def __init__(
@@ -134,6 +207,8 @@ class BatchIterator:
         device: torch.device | str = "cpu",
         drop_singleton: bool = False,
         generator: torch.Generator | None = None,
+        num_workers: int = 0,
+        augment_generator: torch.Generator | None = None,
     ) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
@@ -143,6 +218,8 @@ class BatchIterator:
         if generator is None and shuffle:
             generator = seeded_generator(seed)
         self.generator = generator
+        self.num_workers = num_workers
+        self.augment_generator = augment_generator
 
     def _bounds(self) -> list[tuple[int, int]]:
         n = len(self.dataset)
@@ -154,12 +231,50 @@ class BatchIterator:
     def __len__(self) -> int:
         return len(self._bounds())
 
-    def __iter__(self) -> Iterator:
+    def _requests(self) -> list[tuple[torch.Tensor, int | None]]:
+        """Row indices of every batch, with the seed of its augmentation (training)."""
         n = len(self.dataset)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        requests = []
         for start, stop in self._bounds():
             index = order[start:stop] if order is not None else torch.arange(start, stop)
-            yield self.dataset.batch(index, self.device)
+            seed = None
+            if self.shuffle and self.dataset.lazy and self.augment_generator is not None:
+                seed = int(torch.randint(0, 2**31 - 1, (), generator=self.augment_generator))
+            requests.append((index, seed))
+        return requests
+
+    def __iter__(self) -> Iterator:
+        if not self.dataset.lazy:
+            for index, _ in self._requests():
+                yield self.dataset.batch(index, self.device)
+            return
+        loader = DataLoader(
+            _BatchReads(self.dataset, augment=self.shuffle),
+            sampler=self._requests(),
+            batch_size=None,
+            num_workers=self.num_workers,
+            pin_memory=torch.device(self.device).type == "cuda",
+            # its own generator: a DataLoader draws its workers' base seed, which from
+            # the global generator would shift dropout and make files train otherwise
+            # than the same images in memory
+            generator=torch.Generator().manual_seed(0),
+        )
+        for X, y, failures in loader:
+            self.dataset.record_failures(failures)
+            yield to_device(X, y, self.device)
+
+
+class _BatchReads(Dataset):
+    """A map-style view whose item ``(index, seed)`` is a whole batch, read on the CPU."""
+
+    def __init__(self, dataset: FusionDataset, augment: bool) -> None:
+        self.dataset = dataset
+        self.augment = augment
+
+    def __getitem__(self, request):
+        index, seed = request
+        return self.dataset.read_batch(index, augment=self.augment, seed=seed)
 
 
 def seeded_generator(seed: int | None = None) -> torch.Generator:
@@ -171,23 +286,75 @@ def seeded_generator(seed: int | None = None) -> torch.Generator:
     return generator
 
 
+#: What ``precision`` accepts, and the autocast dtype of each (None: full precision).
+PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def autocast(device: torch.device | str, precision: str):
+    """``torch.autocast`` for ``precision`` on ``device`` (a no-op context for "32")."""
+    dtype = PRECISIONS[precision]
+    device = torch.device(device)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def make_grad_scaler(device: torch.device | str, precision: str):
+    """A gradient scaler for float16 training (None otherwise): small gradients would
+    underflow in float16 without it."""
+    if precision != "16-mixed":
+        return None
+    device = torch.device(device)
+    try:
+        return torch.amp.GradScaler(device.type)
+    except (AttributeError, TypeError, RuntimeError) as exc:  # torch < 2.3
+        if device.type == "cuda":
+            return torch.cuda.amp.GradScaler()
+        raise ValueError(
+            f"precision='16-mixed' on {device.type!r} needs torch >= 2.3 (this is "
+            f"{torch.__version__}); use precision='bf16-mixed' on the CPU."
+        ) from exc
+
+
+def _as_float32(value):
+    """Outputs of a mixed-precision forward pass back in float32, for the losses."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_as_float32(v) for v in value)
+    return value
+
+
 class _InMemoryNet(NeuralNet):
     """A skorch net fed by :class:`BatchIterator` over a :class:`FusionDataset`.
 
     The shuffling generator is made once per :meth:`initialize`, so that a net trained
     one epoch per ``fit_loop`` call (the members of an ensemble, in lockstep) draws a
-    new batch order every epoch.
+    new batch order every epoch. ``precision`` runs forward passes under
+    ``torch.autocast`` (losses in float32; a gradient scaler for float16), and
+    ``num_workers`` DataLoader workers read file-backed modalities.
     """
+
+    def _set_data_options(self, num_workers: int, precision: str) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {list(PRECISIONS)}. Got {precision!r} instead."
+            )
+        self.num_workers = num_workers
+        self.precision = precision
 
     def initialize(self):
         super().initialize()
-        self.shuffle_generator_ = seeded_generator(getattr(self, "iterator_seed", None))
+        seed = getattr(self, "iterator_seed", None)
+        self.shuffle_generator_ = seeded_generator(seed)
+        self.augment_generator_ = seeded_generator(None if seed is None else seed + 7919)
+        self.grad_scaler_ = make_grad_scaler(self.device, self.precision)
         return self
 
     def __getstate__(self):
         # a trained net needs no shuffling, and torch < 2.3 cannot pickle a Generator
         state = super().__getstate__()
         state.pop("shuffle_generator_", None)
+        state.pop("augment_generator_", None)
+        state.pop("grad_scaler_", None)
         return state
 
     def get_iterator(self, dataset, training=False):
@@ -198,15 +365,49 @@ class _InMemoryNet(NeuralNet):
             device=self.device,
             drop_singleton=training,
             generator=getattr(self, "shuffle_generator_", None) if training else None,
+            num_workers=self.num_workers,
+            augment_generator=getattr(self, "augment_generator_", None) if training else None,
         )
+
+    def _forward(self, Xi, **fit_params):
+        with autocast(self.device, self.precision):
+            y_pred = self.infer(Xi, **fit_params)
+        return _as_float32(y_pred)
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        Xi, yi = batch
+        y_pred = self._forward(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        scaler = getattr(self, "grad_scaler_", None)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        scaler = getattr(self, "grad_scaler_", None)
+        if scaler is None:
+            return super().train_step(batch, **fit_params)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        scaler.step(self.optimizer_)  # skips the step when gradients overflowed
+        scaler.update()
+        return step
+
+    def validation_step(self, batch, **fit_params):
+        self._set_training(False)
+        Xi, yi = batch
+        with torch.no_grad():
+            y_pred = self._forward(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=False)
+        return {"loss": loss, "y_pred": y_pred}
 
     def evaluation_step(self, batch, training=False):
         # prediction: class logits of the full input
         self.check_is_fitted()
         Xi, _ = batch
-        with torch.set_grad_enabled(training):
+        with torch.set_grad_enabled(training), autocast(self.device, self.precision):
             self._set_training(training)
-            return self.module_(Xi["inputs"], Xi["present"])
+            return self.module_(Xi["inputs"], Xi["present"]).float()
 
 
 class FusionNet(_InMemoryNet):
@@ -224,6 +425,10 @@ class FusionNet(_InMemoryNet):
         Drop probability per modality ("random").
     iterator_seed : int, default=None
         Seed of the batch shuffling.
+    num_workers : int, default=0
+        DataLoader workers reading file-backed modalities.
+    precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
+        Autocast dtype of the forward passes.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
@@ -236,10 +441,13 @@ class FusionNet(_InMemoryNet):
         unimodal_weight=1.0,
         dropout_rate=0.3,
         iterator_seed=None,
+        num_workers=0,
+        precision="32",
         criterion=nn.CrossEntropyLoss,
         **kwargs,
     ):
         super().__init__(module, criterion=criterion, **kwargs)
+        self._set_data_options(num_workers, precision)
         self.objective = objective
         self.unimodal_weight = unimodal_weight
         self.dropout_rate = dropout_rate
@@ -288,6 +496,10 @@ class ContrastiveNet(_InMemoryNet):
         Setting of the sigmoid loss (see :func:`make_contrastive_loss`).
     iterator_seed : int, default=None
         Seed of the batch shuffling.
+    num_workers : int, default=0
+        DataLoader workers reading file-backed modalities.
+    precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
+        Autocast dtype of the forward passes.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
 
@@ -302,9 +514,10 @@ class ContrastiveNet(_InMemoryNet):
 
     def __init__(
         self, module, *, contrastive="fused", loss="balanced", iterator_seed=None,
-        criterion=make_contrastive_loss, **kwargs,
+        num_workers=0, precision="32", criterion=make_contrastive_loss, **kwargs,
     ):
         super().__init__(module, criterion=criterion, **kwargs)
+        self._set_data_options(num_workers, precision)
         self.contrastive = contrastive
         self.loss = loss
         self.iterator_seed = iterator_seed

@@ -10,7 +10,7 @@ from conftest import FAST, fast_clf, make_multimodal, only
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.metrics import accuracy_score
 
-from mmfusion_sklearn import Modality, MultimodalData
+from mmfusion_sklearn import Modality, MultimodalData, clear_feature_cache
 
 
 def _check_proba(clf, X, n):
@@ -531,6 +531,7 @@ def test_encoder_runs_once_when_frozen_every_epoch_when_trainable(data, trainabl
             "image": Modality("image", encoder=CountingEncoder(), trainable=trainable)}
     calls = []
     for epochs in (1, 5):
+        clear_feature_cache()  # else the second fit finds every feature cached
         CALLS["forward"] = 0
         fast_clf(spec, max_epochs=epochs, pretrain_epochs=1).fit(X, y)
         calls.append(CALLS["forward"])

@@ -343,7 +343,7 @@ def test_array_image_size_resizes_unequal_samples():
     stacked = _fit_transform(ArrayPreprocessor("img", "image", (4, 3)), rng.random((2, 8, 8)))
     assert stacked.shape == (2, 1, 4, 3)
     # a constant image stays that constant after bilinear resizing
-    resized = ArrayPreprocessor("img", "image", (3, 3))._sample(np.full((7, 9), 2.5), 0)
+    resized = ArrayPreprocessor("img", "image", (3, 3)).read(np.full((7, 9), 2.5), 0)
     np.testing.assert_allclose(resized, 2.5, rtol=1e-6)
     with pytest.raises(ValueError, match=r"image_size \(2, 3, 3\) must have 2 entries"):
         _fit_transform(ArrayPreprocessor("img", "image", (2, 3, 3)), [np.ones((4, 4))])
@@ -443,8 +443,8 @@ def test_missing_file_is_an_error_naming_modality_and_row(image_files):
 def test_read_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="No such file"):
         read_file(tmp_path / "absent.png")
-    with pytest.raises(FileNotFoundError):
-        read_file(tmp_path)  # a folder is not a file
+    with pytest.raises(ValueError, match="holds no DICOM file"):
+        read_file(tmp_path)  # a folder is a DICOM series, and this one has none
 
 
 # -- DICOM and NIfTI ---------------------------------------------------------------------

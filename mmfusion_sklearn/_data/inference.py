@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,12 +14,26 @@ VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mha", ".nrrd")
 
 
 def path_kind(path: str | PathLike) -> str | None:
-    """Return ``"image"`` or ``"volume"`` for a known file suffix, else None."""
+    """Return ``"image"`` or ``"volume"`` for a path, else None.
+
+    A known suffix decides; a folder is a DICOM series (a volume); a file without a
+    known suffix that starts with the DICOM preamble is an image.
+    """
     text = str(path).lower()
     if text.endswith(VOLUME_SUFFIXES):
         return "volume"
     if text.endswith(IMAGE_SUFFIXES):
         return "image"
+    target = Path(path)
+    if target.is_dir():
+        return "volume"
+    if target.is_file():
+        try:
+            with open(target, "rb") as handle:
+                if handle.read(132)[128:] == b"DICM":
+                    return "image"
+        except OSError:
+            return None
     return None
 
 

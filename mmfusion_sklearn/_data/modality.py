@@ -30,8 +30,14 @@ class Modality:
         layer maps F to ``embed_dim``. None uses the built-in encoder of the kind.
         The estimator trains a copy; the module passed here is never modified.
     trainable : bool, default=True
-        False freezes ``encoder``: its features are computed once per fit (and once per
-        prediction call) and cached, not recomputed every epoch.
+        False freezes ``encoder`` (a pretrained backbone, a foundation model): it
+        encodes each sample once per process, not once per epoch or per fit; its
+        features are cached, keyed by the encoder's weights, the sample (its content, or
+        a file's path, size and modification time) and the reading settings, so that
+        cross-validation and tuning in one process reuse them (the estimator's
+        ``cache_dir`` keeps them on disk, shared between processes). A frozen encoder
+        receives samples as read and transformed, without the per-channel
+        standardisation of fit: put the normalisation it expects into ``transform``.
     image_size : tuple of int, default=None
         Spatial size ``(H, W)`` or ``(D, H, W)`` to which images or volumes are resized
         when they are read. None keeps their size, which must then be the same for all
@@ -39,6 +45,18 @@ class Modality:
     categorical : list of str, default=None
         Tabular columns to treat as categorical even though they are numeric. Columns
         of object, string, category or boolean dtype are categorical anyway.
+    transform : callable, default=None
+        Images and volumes: applied to every sample as it is read, in fit and in
+        prediction, before ``image_size``. It receives what MONAI's reader returns for
+        a file (a ``MetaTensor`` with its affine, so that ``Orientation`` and
+        ``Spacing`` work) or the channels-first array of an in-memory sample, and
+        returns an array or tensor. A MONAI transform (``Compose`` of orientation,
+        spacing, resizing with crop or pad, intensity windowing) or any callable.
+    augment : callable, default=None
+        Images and volumes: a random transform applied to training batches only (never
+        in prediction or on held-out rows), after ``image_size``; it must keep the
+        sample's shape. Transforms with ``set_random_state`` (every MONAI random
+        transform) are seeded per batch from the estimator's ``random_state``.
 
     Examples
     --------
@@ -53,6 +71,8 @@ class Modality:
     trainable: bool = True
     image_size: tuple[int, ...] | None = None
     categorical: list[str] | None = field(default=None)
+    transform: Any = None
+    augment: Any = None
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in KINDS:
@@ -62,6 +82,20 @@ class Modality:
             )
         if self.image_size is not None:
             self.image_size = tuple(int(s) for s in self.image_size)
+        for name in ("transform", "augment"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise ValueError(
+                    f"Modality {name} must be a callable (e.g. a MONAI transform) or None. "
+                    f"Got {value!r} instead."
+                )
+        if (self.transform is not None or self.augment is not None) and self.kind in (
+            "tabular", "embedding"
+        ):
+            raise ValueError(
+                f"Modality transform and augment apply to images and volumes, not to a "
+                f"{self.kind!r} modality."
+            )
 
     def with_kind(self, kind: str) -> Modality:
         """Return a copy of this specification with ``kind`` set.

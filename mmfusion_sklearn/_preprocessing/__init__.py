@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .arrays import ArrayPreprocessor
+from .arrays import ArrayPreprocessor, UnreadableFileError, holds_files
 from .readers import read_file
 from .tabular import EmbeddingPreprocessor, TabularPreprocessor
 
@@ -13,6 +13,8 @@ __all__ = [
     "ArrayPreprocessor",
     "EmbeddingPreprocessor",
     "TabularPreprocessor",
+    "UnreadableFileError",
+    "holds_files",
     "make_preprocessor",
     "preprocessor_from_state",
     "read_file",
@@ -29,13 +31,16 @@ def make_preprocessor(name: str, kind: str, modality: Any) -> Any:
     kind : {"tabular", "image", "volume", "embedding"}
         The modality kind.
     modality : Modality
-        Its specification (``categorical``, ``image_size`` are read from it).
+        Its specification (``categorical``, ``image_size``, ``transform``, ``augment``
+        are read from it). A frozen encoder's input is not standardised.
     """
     if kind == "tabular":
         return TabularPreprocessor(name, modality.categorical)
     if kind == "embedding":
         return EmbeddingPreprocessor(name)
-    return ArrayPreprocessor(name, kind, modality.image_size)
+    frozen = modality.encoder is not None and not modality.trainable
+    return ArrayPreprocessor(name, kind, modality.image_size, modality.transform,
+                             modality.augment, standardize=not frozen)
 
 
 def preprocessor_from_state(state: Mapping[str, Any]) -> Any:

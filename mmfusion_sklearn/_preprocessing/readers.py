@@ -1,58 +1,168 @@
-"""Read image and volume files into arrays shaped (C, H, W) or (C, D, H, W).
+"""Read image and volume files into channel-first arrays, through MONAI where it is installed.
 
-Pillow reads PNG/JPEG/TIFF/BMP; pydicom reads DICOM and nibabel reads NIfTI, both
-imported only when such a file is met so that the package imports without them.
+2-D raster files (PNG, JPEG, TIFF, BMP, GIF) need only pillow: MONAI's ``PILReader`` reads
+them when MONAI is installed, pillow directly otherwise, with the same result
+``(C, rows, columns)``. DICOM files, folders of DICOM slices (one series = one volume),
+NIfTI and the other medical formats are read by MONAI's readers (pydicom, nibabel), which
+the ``imaging`` extra installs; without them the error names that extra.
+
+Nothing here imports torch at module level: MONAI (and with it torch) is imported on the
+first file that needs it, in the process that reads it (a DataLoader worker, say).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import warnings
+from functools import cache
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .._data.inference import VOLUME_SUFFIXES
+
+#: How to install what the medical formats need.
+IMAGING_EXTRA = 'pip install "mmfusion-sklearn[imaging]"'
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+def monai_available() -> bool:
+    """Whether MONAI can be imported here."""
+    try:
+        import monai  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _standard_mode(image: Any) -> Any:
+    """A pillow image in a mode that arrays represent faithfully: grey, RGB or RGBA."""
+    if image.mode in ("L", "I", "I;16", "F", "RGB", "RGBA"):
+        return image
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode in ("LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        return image.convert("RGBA")
+    return image.convert("RGB")  # palette, CMYK, YCbCr, ...
 
 
 def _read_pillow(path: Path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as image:
-        if image.mode in ("L", "I", "I;16", "F", "1"):
-            array = np.asarray(image, dtype=np.float32)[None]
-        else:
-            array = np.asarray(image.convert("RGB"), dtype=np.float32).transpose(2, 0, 1)
-    return array
+        image = _standard_mode(image)
+        array = np.asarray(image, dtype=np.float32)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
-def _read_dicom(path: Path) -> np.ndarray:
+@cache
+def _monai_loader(form: str) -> Any:
+    """One MONAI ``LoadImage`` per file form and process (building one registers readers)."""
     try:
-        import pydicom
-    except ImportError as exc:  # pragma: no cover - depends on the environment
+        from monai.data import NibabelReader, PILReader, PydicomReader
+        from monai.transforms import LoadImage
+    except ImportError as exc:
         raise ImportError(
-            f"Reading the DICOM file {str(path)!r} needs pydicom: pip install pydicom"
+            f"Reading {form} files needs MONAI with pydicom and nibabel: {IMAGING_EXTRA}"
         ) from exc
-    dataset = pydicom.dcmread(path)
-    array = dataset.pixel_array.astype(np.float32)
-    slope = float(getattr(dataset, "RescaleSlope", 1.0) or 1.0)
-    intercept = float(getattr(dataset, "RescaleIntercept", 0.0) or 0.0)
-    array = array * slope + intercept
-    if array.ndim == 3 and getattr(dataset, "SamplesPerPixel", 1) == 3:
-        return array.transpose(2, 0, 1)  # colour: (H, W, 3) -> (3, H, W)
-    return array[None]  # (1, H, W) or multi-frame (1, D, H, W)
-
-
-def _read_nifti(path: Path) -> np.ndarray:
+    readers = {
+        # rows first, as pillow and numpy give images, so that files and arrays agree
+        "raster": lambda: PILReader(reverse_indexing=False, converter=_standard_mode),
+        "dicom": lambda: PydicomReader(swap_ij=False),
+        # a series keeps MONAI's (x, y, z) order with its affine, for Orientation/Spacing
+        "series": lambda: PydicomReader(),
+        "nifti": lambda: NibabelReader(),
+        "other": lambda: None,
+    }
+    # MONAI 1.6 announces an optional GPU DICOM plugin on every LoadImage; say nothing
+    plugin_logger = logging.getLogger("monai.data.nvimgcodec_pydicom_plugin")
+    level = plugin_logger.level
+    plugin_logger.setLevel(logging.ERROR)
     try:
-        import nibabel
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"Reading the NIfTI file {str(path)!r} needs nibabel: pip install nibabel"
-        ) from exc
-    array = np.asarray(nibabel.load(str(path)).get_fdata(dtype=np.float32))
-    if array.ndim == 4:  # (X, Y, Z, C) -> (C, X, Y, Z)
-        return array.transpose(3, 0, 1, 2)
-    return array[None]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return LoadImage(image_only=True, ensure_channel_first=True,
+                             reader=readers[form](), dtype=np.float32)
+    finally:
+        plugin_logger.setLevel(level)
+
+
+def _is_dicom_file(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(132)[128:] == b"DICM"
+
+
+def file_form(path: str | PathLike) -> str:
+    """How ``path`` is read: ``"raster"``, ``"dicom"``, ``"series"``, ``"nifti"`` or ``"other"``.
+
+    A folder is a DICOM series; known suffixes decide; a file without a known suffix is
+    DICOM when it has the DICOM preamble, else a raster image for pillow to try.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return "series"
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return "nifti"
+    if name.endswith(VOLUME_SUFFIXES):
+        return "other"
+    if name.endswith(DICOM_SUFFIXES):
+        return "dicom"
+    if name.endswith(RASTER_SUFFIXES):
+        return "raster"
+    return "dicom" if path.is_file() and _is_dicom_file(path) else "raster"
+
+
+def load_image(path: str | PathLike) -> Any:
+    """Read one file or DICOM series folder, channels first, as MONAI or pillow give it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An image or volume file, or a folder of the DICOM slices of one series.
+
+    Returns
+    -------
+    ndarray or monai.data.MetaTensor
+        ``(C, *spatial)`` float32; a MetaTensor (with its affine, for MONAI's spatial
+        transforms) when MONAI read it.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist (never a silent blank image).
+    ImportError
+        If the file needs MONAI, pydicom or nibabel and they are not installed.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No such file: {str(path)!r}")
+    form = file_form(path)
+    if form == "raster" and not monai_available():
+        return _read_pillow(path)
+    if form == "series" and not any(
+        entry.is_file() and _is_dicom_file(Path(entry.path)) for entry in os.scandir(path)
+    ):
+        raise ValueError(f"The folder {str(path)!r} holds no DICOM file.")
+    loader = _monai_loader(form)
+    if form != "dicom":
+        return loader(str(path))
+    with warnings.catch_warnings():
+        # a single 2-D file is used as rows x columns; its affine (often absent) is not
+        warnings.filterwarnings("ignore", message=".*ImageOrientationPatient",
+                                category=UserWarning)
+        return loader(str(path))
+
+
+def as_float_array(image: Any) -> np.ndarray:
+    """A float32 numpy array of what a reader or transform returned (MetaTensor, Tensor, ...)."""
+    if hasattr(image, "detach"):  # torch tensors and MONAI MetaTensors
+        image = image.detach().cpu().numpy()
+    return np.asarray(image, dtype=np.float32)
 
 
 def read_file(path: str | PathLike) -> np.ndarray:
@@ -61,25 +171,19 @@ def read_file(path: str | PathLike) -> np.ndarray:
     Parameters
     ----------
     path : str or path-like
-        A PNG/JPEG/TIFF/BMP image, a DICOM file (``.dcm`` or no suffix) or a NIfTI
-        volume (``.nii``/``.nii.gz``).
+        A PNG/JPEG/TIFF/BMP/GIF image, a DICOM file (``.dcm`` or no suffix), a folder of
+        DICOM slices (one volume), or a NIfTI volume (``.nii``/``.nii.gz``).
 
     Returns
     -------
     ndarray of float32
-        ``(C, H, W)`` for images, ``(C, D, H, W)`` for volumes.
+        ``(C, rows, columns)`` for 2-D images and single DICOM files (rescale slope and
+        intercept applied); ``(C, x, y, z)`` for series and NIfTI volumes, in MONAI's
+        order.
 
     Raises
     ------
     FileNotFoundError
-        If ``path`` does not exist (never a silent blank image).
+        If ``path`` does not exist.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No such file: {str(path)!r}")
-    name = path.name.lower()
-    if name.endswith(VOLUME_SUFFIXES):
-        return _read_nifti(path)
-    if name.endswith((".dcm", ".dicom")) or "." not in name:
-        return _read_dicom(path)
-    return _read_pillow(path)
+    return as_float_array(load_image(path))

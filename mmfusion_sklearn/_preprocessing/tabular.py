@@ -57,6 +57,17 @@ def as_frame(name: str, values: Any) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(list(values), dtype=object).infer_objects()})
 
 
+def warn_unseen_categories(name: str, unseen: Mapping[str, set]) -> None:
+    """One warning per column naming the categories that fit never saw."""
+    for column, categories in unseen.items():
+        warnings.warn(
+            f"Modality {name!r}, column {column!r}: categories {sorted(categories)[:10]} "
+            "were not seen in fit and are encoded as all zeros.",
+            UserWarning,
+            stacklevel=5,
+        )
+
+
 def _is_categorical(column: pd.Series) -> bool:
     # object, string, category and boolean columns (pandas counts bool as numeric)
     return pd.api.types.is_bool_dtype(column.dtype) or not pd.api.types.is_numeric_dtype(
@@ -158,7 +169,24 @@ class TabularPreprocessor:
                 "Replace them with finite values or NaN (missing)."
             )
 
-    def transform(self, values: Any, present: np.ndarray) -> np.ndarray:
+    def transform(
+        self, values: Any, present: np.ndarray, row_ids: np.ndarray | None = None,
+        unseen: dict[str, set] | None = None,
+    ) -> np.ndarray:
+        """Encode the present rows; zeros elsewhere.
+
+        Parameters
+        ----------
+        values : DataFrame or ndarray
+            The modality's stored values.
+        present : ndarray of bool
+            Presence mask.
+        row_ids : ndarray of int, default=None
+            Row numbers to name in errors (a chunk of a larger input); None: 0..n-1.
+        unseen : dict, default=None
+            Collects categories unseen in fit per column instead of warning (the
+            caller warns once for all chunks).
+        """
         frame = as_frame(self.name, values)
         frame.columns = [str(c) for c in frame.columns]
         missing = [c for c in self.columns_ if c not in frame.columns]
@@ -172,7 +200,7 @@ class TabularPreprocessor:
             return out
         part = frame.iloc[rows]
         numeric = self._numeric(part)
-        self._check_finite(numeric, rows)
+        self._check_finite(numeric, rows if row_ids is None else np.asarray(row_ids)[rows])
         nan = np.isnan(numeric)
         scaled = (numeric - np.asarray(self.mean_)) / np.asarray(self.scale_)
         scaled[nan] = 0.0
@@ -183,23 +211,19 @@ class TabularPreprocessor:
         for column, categories in self.categories_.items():
             lookup = {c: i for i, c in enumerate(categories)}
             onehot = np.zeros((len(part), len(categories)))
-            unseen = set()
+            new = set()
             for i, value in enumerate(part[column]):
                 if pd.isna(value):
                     continue
                 index = lookup.get(_category_key(value))
                 if index is None:
-                    unseen.add(_category_key(value))
+                    new.add(_category_key(value))
                 else:
                     onehot[i, index] = 1.0
-            if unseen:
-                warnings.warn(
-                    f"Modality {self.name!r}, column {column!r}: categories "
-                    f"{sorted(unseen)[:10]} were not seen in fit and are encoded as "
-                    "all zeros.",
-                    UserWarning,
-                    stacklevel=4,
-                )
+            if new and unseen is not None:
+                unseen.setdefault(column, set()).update(new)
+            elif new:
+                warn_unseen_categories(self.name, {column: new})
             blocks.append(onehot)
         out[rows] = np.hstack(blocks).astype(np.float32)
         return out
@@ -238,7 +262,8 @@ class EmbeddingPreprocessor:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def _matrix(self, values: Any, present: np.ndarray) -> np.ndarray:
+    def _matrix(self, values: Any, present: np.ndarray,
+                row_ids: np.ndarray | None = None) -> np.ndarray:
         # a copy: to_numpy may return a read-only view (pandas copy-on-write)
         matrix = as_frame(self.name, values).to_numpy(
             dtype=np.float32, na_value=np.nan, copy=True
@@ -247,6 +272,8 @@ class EmbeddingPreprocessor:
         bad = ~np.isfinite(part).all(axis=1)
         if bad.any():
             rows = np.flatnonzero(present)[bad]
+            if row_ids is not None:
+                rows = np.asarray(row_ids)[rows]
             raise ValueError(
                 f"Embedding modality {self.name!r} has NaN or infinite entries in rows "
                 f"{_rows_text(rows)}. A missing embedding must be all-NaN or None."
@@ -258,8 +285,14 @@ class EmbeddingPreprocessor:
         self.n_features_out_ = int(self._matrix(values, present).shape[1])
         return self
 
-    def transform(self, values: Any, present: np.ndarray) -> np.ndarray:
-        matrix = self._matrix(values, present)
+    def transform(self, values: Any, present: np.ndarray, row_ids: np.ndarray | None = None,
+                  unseen: Any = None) -> np.ndarray:
+        """The vectors of the present rows as float32; zeros elsewhere.
+
+        ``row_ids`` are the row numbers named in errors (None: 0..n-1); ``unseen`` is
+        accepted for a common signature with :class:`TabularPreprocessor`.
+        """
+        matrix = self._matrix(values, present, row_ids)
         if matrix.shape[1] != self.n_features_out_:
             raise ValueError(
                 f"Embedding modality {self.name!r} has {matrix.shape[1]} features, but "

@@ -1,0 +1,517 @@
+"""File-backed images and volumes: per-batch reading, workers, transforms, augmentation,
+unreadable files, mixed precision, the frozen-feature cache and streamed prediction."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from conftest import fast_clf
+from numpy.testing import assert_allclose
+from PIL import Image
+from sklearn.model_selection import cross_val_score
+
+from mmfusion_sklearn import (
+    Modality,
+    MultimodalData,
+    MultimodalFusionClassifier,
+    clear_feature_cache,
+)
+from mmfusion_sklearn._cache import FEATURE_CACHE
+from mmfusion_sklearn._preprocessing import ArrayPreprocessor, readers
+
+
+def _pixels(n: int, seed: int = 0):
+    """Seeded 8-bit grey 12x12 images whose bright quadrant gives the class."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    rng.shuffle(y)
+    images = rng.integers(0, 120, size=(n, 12, 12)).astype(np.uint8)
+    for i, label in enumerate(y):
+        images[i, 6 * label : 6 * label + 6, :6] += 120
+    table = rng.normal(size=(n, 3)) + y[:, None]
+    return images, table, y
+
+
+@pytest.fixture
+def png_data(tmp_path):
+    images, table, y = _pixels(40)
+    paths = []
+    for i, image in enumerate(images):
+        path = tmp_path / f"img{i:03d}.png"
+        Image.fromarray(image).save(path)
+        paths.append(str(path))
+    return paths, images, table, y
+
+
+def _X(paths_or_images, table, missing=(3, 11)):
+    items = list(paths_or_images)
+    for i in missing:
+        items[i] = None
+    return {"image": items, "table": table}
+
+
+SPEC = {"image": "image", "table": "tabular"}
+
+
+# -- per-batch reading ----------------------------------------------------------------------
+def test_files_are_read_per_batch_every_epoch(png_data, monkeypatch):
+    paths, _, table, y = png_data
+    reads = []
+    original = ArrayPreprocessor.read
+
+    def counting(self, item, row):
+        reads.append(row)
+        return original(self, item, row)
+
+    monkeypatch.setattr(ArrayPreprocessor, "read", counting)
+    X = _X(paths, table)
+    n_present = sum(v is not None for v in X["image"])
+    fast_clf(SPEC, max_epochs=3).fit(X, y)
+    # the channel statistics read each present file once, then every epoch reads them
+    # again batch by batch: nothing is decoded once and kept
+    assert len(reads) == n_present * (1 + 3)
+    reads.clear()
+    fast_clf(SPEC, max_epochs=3).fit(_X(_pixels(40)[0], table), y)
+    # in-memory items are preprocessed once in fit (statistics, then the tensor the
+    # epochs slice), whatever the epochs
+    assert len(reads) == 2 * n_present
+
+
+def test_files_and_arrays_give_the_same_model(png_data):
+    paths, images, table, y = png_data
+    from_files = fast_clf(SPEC).fit(_X(paths, table), y).predict_proba(_X(paths, table))
+    from_arrays = fast_clf(SPEC).fit(_X(images, table), y).predict_proba(_X(images, table))
+    assert_allclose(from_files, from_arrays, atol=1e-5)
+
+
+def test_workers_give_the_same_predictions(png_data):
+    paths, _, table, y = png_data
+    X = _X(paths, table)
+    one = fast_clf(SPEC).fit(X, y)
+    two = fast_clf(SPEC, num_workers=2).fit(X, y)
+    assert_allclose(one.predict_proba(X), two.predict_proba(X), atol=1e-6)
+    assert_allclose(one.predict_proba(X), one.set_params(num_workers=2).predict_proba(X),
+                    atol=1e-6)
+
+
+def test_fit_statistics_of_many_files_come_from_a_subsample(tmp_path, monkeypatch):
+    from mmfusion_sklearn._preprocessing import arrays
+
+    monkeypatch.setattr(arrays, "FIT_SAMPLE_FILES", 10)
+    images, _, _ = _pixels(40)
+    paths = []
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+        paths.append(tmp_path / f"{i}.png")
+    reads = []
+    original = ArrayPreprocessor.read
+    monkeypatch.setattr(ArrayPreprocessor, "read",
+                        lambda self, item, row: reads.append(row) or original(self, item, row))
+    pre = ArrayPreprocessor("img", "image").fit(np.array(paths, dtype=object), np.ones(40, bool))
+    assert len(reads) == 10 and reads[0] == 0 and reads[-1] == 39  # evenly spaced
+    sub = images[sorted(set(reads))].astype(np.float64)
+    assert_allclose(pre.mean_, [sub.mean()], rtol=1e-6)
+    assert_allclose(pre.scale_, [sub.std()], rtol=1e-6)
+
+
+# -- transforms and augmentation --------------------------------------------------------------
+def test_transform_applies_in_fit_and_prediction(png_data):
+    paths, images, table, y = png_data
+    seen = []
+
+    def halve(image):
+        seen.append(type(image).__name__)
+        return np.asarray(image)[:, ::2, ::2]
+
+    clf = fast_clf({"image": Modality("image", transform=halve), "table": "tabular"})
+    clf.fit(_X(paths, table), y)
+    assert clf._preprocessors["image"].shape_ == [6, 6]
+    seen.clear()
+    clf.predict_proba(_X(paths, table))
+    assert seen and set(seen) <= {"MetaTensor", "ndarray"}
+    # the user's callable is copied, not mutated
+    assert clf.modalities_["image"].transform is halve
+
+
+def test_monai_transforms_resize_and_window(png_data):
+    monai = pytest.importorskip("monai")
+    from monai.transforms import Compose, ResizeWithPadOrCrop, ScaleIntensityRange
+
+    paths, _, table, y = png_data
+    transform = Compose([ScaleIntensityRange(0, 255, 0.0, 1.0, clip=True),
+                         ResizeWithPadOrCrop((16, 10))])
+    clf = fast_clf({"image": Modality("image", transform=transform), "table": "tabular"})
+    proba = clf.fit(_X(paths, table), y).predict_proba(_X(paths, table))
+    assert clf._preprocessors["image"].shape_ == [16, 10] and np.isfinite(proba).all()
+    assert monai.__version__
+
+
+def test_augment_runs_in_training_only_and_is_seeded(png_data):
+    pytest.importorskip("monai")
+    from monai.transforms import RandFlip
+
+    paths, _, table, y = png_data
+    calls = {"n": 0}
+
+    class CountingFlip(RandFlip):
+        def __call__(self, image, *args, **kwargs):
+            calls["n"] += 1
+            return super().__call__(image, *args, **kwargs)
+
+    spec = {"image": Modality("image", augment=CountingFlip(prob=0.5, spatial_axis=1)),
+            "table": "tabular"}
+    X = _X(paths, table)
+    a = fast_clf(spec).fit(X, y)
+    assert calls["n"] == 4 * 38  # every present training sample, every epoch
+    calls["n"] = 0
+    proba = a.predict_proba(X)
+    assert calls["n"] == 0  # never in prediction
+    b = fast_clf(spec, num_workers=2).fit(X, y)
+    assert_allclose(proba, b.predict_proba(X), atol=1e-6)  # same draws in workers
+    plain = fast_clf(SPEC).fit(X, y).predict_proba(X)
+    assert np.abs(plain - proba).max() > 1e-4  # the augmentation did something
+
+
+def test_augment_that_changes_the_shape_is_an_error(png_data):
+    paths, _, table, y = png_data
+    spec = {"image": Modality("image", augment=lambda x: x[:, 1:]), "table": "tabular"}
+    with pytest.raises(ValueError, match=r"'image', row \d+: augment changed the sample's shape"):
+        fast_clf(spec).fit(_X(paths, table), y)
+
+
+def test_transform_checks():
+    with pytest.raises(ValueError, match="transform must be a callable"):
+        Modality("image", transform="resize")
+    with pytest.raises(ValueError, match="apply to images and volumes"):
+        Modality("tabular", transform=np.asarray)
+
+
+def test_save_refuses_a_transform(png_data, tmp_path):
+    paths, _, table, y = png_data
+    clf = fast_clf({"image": Modality("image", transform=np.asarray), "table": "tabular"})
+    clf.fit(_X(paths, table), y)
+    with pytest.raises(ValueError, match="'image' has a transform callable"):
+        clf.save(tmp_path / "model")
+
+
+# -- unreadable files -------------------------------------------------------------------------
+def _break(paths, tmp_path):
+    """Row 5: random bytes; row 8: a truncated PNG; row 9: text; row 12: no such file."""
+    broken = list(paths)
+    (tmp_path / "noise.png").write_bytes(os.urandom(300))
+    data = open(paths[0], "rb").read()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "notes.jpg").write_text("not an image")
+    broken[5] = str(tmp_path / "noise.png")
+    broken[8] = str(tmp_path / "cut.png")
+    broken[9] = str(tmp_path / "notes.jpg")
+    broken[12] = str(tmp_path / "gone.png")
+    return broken
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_unreadable_file_raises_naming_modality_row_and_file(png_data, tmp_path, num_workers):
+    paths, _, table, y = png_data
+    clf = fast_clf(SPEC, num_workers=num_workers).fit(_X(paths, table), y)
+    for row, name in ((5, "noise.png"), (8, "cut.png"), (9, "notes.jpg")):
+        broken = list(paths)
+        broken[row] = _break(paths, tmp_path)[row]
+        with pytest.raises(ValueError, match=rf"Modality 'image', row {row}: cannot read .*{name}"):
+            clf.predict_proba(_X(broken, table))
+    broken = list(paths)
+    broken[12] = str(tmp_path / "gone.png")
+    with pytest.raises(FileNotFoundError, match=r"Modality 'image', row 12: No such file.*gone"):
+        clf.predict(_X(broken, table))
+
+
+def test_unreadable_files_in_fit_raise(png_data, tmp_path):
+    paths, _, table, y = png_data
+    with pytest.raises(ValueError, match=r"Modality 'image', row 5: cannot read .*noise.png"):
+        fast_clf(SPEC).fit(_X(_break(paths, tmp_path), table), y)
+
+
+def test_on_read_error_missing_treats_unreadable_files_as_missing(png_data, tmp_path):
+    paths, _, table, y = png_data
+    broken = _break(paths, tmp_path)
+    before = list(broken)
+    clf = fast_clf(SPEC, on_read_error="missing")
+    with pytest.warns(UserWarning, match=r"4 file\(s\) could not be read in fit") as record:
+        clf.fit(_X(broken, table), y)
+    text = str([w.message for w in record if "could not be read" in str(w.message)][0])
+    for name in ("noise.png", "cut.png", "notes.jpg", "gone.png"):
+        assert name in text
+    assert sum("could not be read" in str(w.message) for w in record) == 1  # one warning
+    assert broken == before
+    # the same model as one fitted with those images marked missing
+    missing = fast_clf(SPEC).fit(_X(paths, table, missing=(3, 11, 5, 8, 9, 12)), y)
+    with pytest.warns(UserWarning, match="could not be read in prediction"):
+        proba = clf.predict_proba(_X(broken, table))
+    expected = missing.predict_proba(_X(paths, table, missing=(3, 11, 5, 8, 9, 12)))
+    assert_allclose(proba, expected, atol=1e-5)
+
+
+def test_sample_with_nothing_readable_is_an_error_in_prediction(png_data, tmp_path):
+    paths, _, table, y = png_data
+    clf = fast_clf(SPEC, on_read_error="missing").fit(_X(paths, table), y)
+    broken = _break(paths, tmp_path)
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="Samples 1 have no readable"):
+        warnings.simplefilter("ignore")
+        clf.predict_proba({"image": broken[4:6]})
+    assert clf.predict_proba({"image": broken[4:6], "table": table[4:6]}).shape == (2, 2)
+
+
+def test_on_read_error_is_validated(png_data):
+    paths, _, table, y = png_data
+    with pytest.raises(ValueError, match="'on_read_error' parameter"):
+        fast_clf(SPEC, on_read_error="skip").fit(_X(paths, table), y)
+
+
+# -- readers ----------------------------------------------------------------------------------
+def test_pillow_alone_reads_what_monai_reads(png_data, monkeypatch, tmp_path):
+    pytest.importorskip("monai")
+    paths, images, _, _ = png_data
+    rgb = np.stack([images[0], images[1], images[2]], axis=-1)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(images[0]).convert("P").save(tmp_path / "palette.png")
+    files = [paths[0], tmp_path / "rgb.png", tmp_path / "palette.png"]
+    with_monai = [readers.read_file(p) for p in files]
+    monkeypatch.setattr(readers, "monai_available", lambda: False)
+    without = [readers.read_file(p) for p in files]
+    for a, b in zip(with_monai, without):
+        assert a.shape == b.shape and a.dtype == np.float32
+        assert_allclose(a, b)
+    assert_allclose(without[0][0], images[0])
+    assert without[1].shape == (3, 12, 12)
+
+
+def test_medical_formats_without_monai_name_the_extra(monkeypatch, tmp_path):
+    import sys
+
+    pydicom = pytest.importorskip("pydicom")
+    readers._monai_loader.cache_clear()
+    monkeypatch.setitem(sys.modules, "monai", None)
+    monkeypatch.setitem(sys.modules, "monai.data", None)
+    monkeypatch.setitem(sys.modules, "monai.transforms", None)
+    try:
+        path = pydicom.data.get_testdata_file("CT_small.dcm")
+        with pytest.raises(ImportError, match=re.escape('pip install "mmfusion-sklearn[imaging]"')):
+            readers.read_file(path)
+    finally:
+        readers._monai_loader.cache_clear()
+
+
+def _series(folder, n_slices=4, offset=0.0):
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    folder.mkdir()
+    for i in range(n_slices):
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        ds.ImagePositionPatient = [0.0, 0.0, float(i) * 2.0]
+        ds.InstanceNumber = i + 1
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.PixelData = (ds.pixel_array + int(offset) + 10 * i).astype(np.int16).tobytes()
+        ds.save_as(folder / f"slice{n_slices - i}.dcm")  # names in reverse order
+    return str(folder)
+
+
+def test_dicom_series_folders_are_volumes(tmp_path):
+    pytest.importorskip("monai")
+    volume = readers.read_file(_series(tmp_path / "s0"))
+    assert volume.shape == (1, 128, 128, 4)
+    # slices ordered by position, not by file name; rescale slope and intercept applied
+    steps = np.diff(volume[0].mean(axis=(0, 1)))
+    assert_allclose(steps, 10.0, atol=1e-3)
+    folders = [_series(tmp_path / f"s{i}", offset=400 * (i % 2)) for i in range(1, 9)]
+    y = np.arange(8) % 2
+    X = {"ct": folders, "table": np.random.default_rng(0).normal(size=(8, 2))}
+    clf = fast_clf({"ct": Modality(image_size=(16, 16, 4)), "table": "tabular"})
+    clf.fit(X, y)
+    assert clf.modalities_["ct"].kind == "volume"  # a folder is inferred a volume
+    assert clf.predict_proba(X).shape == (8, 2)
+
+
+def test_from_dicom_feeds_the_estimator(tmp_path):
+    pydicom = pytest.importorskip("pydicom")
+    pytest.importorskip("monai")
+    from pydicom.data import get_testdata_file
+
+    from mmfusion_sklearn.io import from_dicom
+
+    paths = []
+    for i in range(10):
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        ds.PatientAge = f"0{40 + i}Y"
+        ds.PixelData = (ds.pixel_array + 300 * (i % 2)).astype(np.int16).tobytes()
+        ds.save_as(tmp_path / f"{i}.dcm")
+        paths.append(str(tmp_path / f"{i}.dcm"))
+    data = from_dicom(paths)
+    y = np.arange(10) % 2
+    clf = fast_clf({"image": Modality("image", image_size=(32, 32)), "dicom": "tabular"})
+    proba = clf.fit(data, y).predict_proba(data)
+    assert proba.shape == (10, 2) and np.isfinite(proba).all()
+
+
+# -- mixed precision --------------------------------------------------------------------------
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_mixed_precision_on_the_cpu(png_data, precision):
+    paths, images, table, y = png_data
+    X = _X(images, table)
+    full = fast_clf(SPEC).fit(X, y).predict_proba(X)
+    try:
+        clf = fast_clf(SPEC, precision=precision).fit(X, y)
+    except ValueError as exc:  # float16 autocast or its scaler missing on this torch
+        assert "bf16-mixed" in str(exc)
+        pytest.skip(str(exc))
+    mixed = clf.predict_proba(X)
+    assert np.isfinite(mixed).all()
+    assert not np.array_equal(mixed, full)  # autocast changed the arithmetic ...
+    assert np.abs(mixed - full).max() < 0.1  # ... not the model
+
+
+def test_precision_is_validated(png_data):
+    paths, images, table, y = png_data
+    with pytest.raises(ValueError, match="'precision' parameter"):
+        fast_clf(SPEC, precision="fp8").fit(_X(images, table), y)
+
+
+# -- frozen-feature cache ---------------------------------------------------------------------
+ENCODED = {"rows": 0}
+
+
+class FrozenCNN(torch.nn.Module):
+    """A fixed random conv net that counts the samples it encodes."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+        self.pool = torch.nn.AdaptiveAvgPool2d(2)
+
+    def forward(self, x):
+        ENCODED["rows"] += len(x)
+        return self.pool(torch.relu(self.conv(x)))
+
+
+def _frozen_spec():
+    return {"image": Modality("image", encoder=FrozenCNN(), trainable=False),
+            "table": "tabular"}
+
+
+@pytest.fixture
+def fresh_cache():
+    clear_feature_cache()
+    ENCODED["rows"] = 0
+    yield
+    clear_feature_cache()
+
+
+def test_cross_validation_encodes_each_sample_once(png_data, fresh_cache):
+    paths, _, table, y = png_data
+    data = MultimodalData(_X(paths, table))
+    n_present = int(data.presence["image"].sum())
+    clf = fast_clf(_frozen_spec())
+    cross_val_score(clf, data, y, cv=3)
+    probes = 3 * 2  # the width probe of each fit: 2 zero samples
+    assert ENCODED["rows"] == n_present + probes  # not 3 x n
+    ENCODED["rows"] = 0
+    cross_val_score(clf, data, y, cv=3)
+    assert ENCODED["rows"] == probes
+    assert FEATURE_CACHE.hits >= 2 * n_present
+
+
+def test_cache_key_follows_weights_files_and_transform(png_data, fresh_cache, tmp_path):
+    paths, _, table, y = png_data
+    X = _X(paths, table)
+    fast_clf(_frozen_spec()).fit(X, y)
+    ENCODED["rows"] = 0
+    other = FrozenCNN()
+    with torch.no_grad():
+        other.conv.weight.add_(1.0)
+    fast_clf({"image": Modality("image", encoder=other, trainable=False),
+              "table": "tabular"}).fit(X, y)
+    assert ENCODED["rows"] == 38 + 2  # new weights: everything again
+    ENCODED["rows"] = 0
+    spec = _frozen_spec()
+    spec["image"].transform = lambda image: np.asarray(image) / 255.0
+    fast_clf(spec).fit(X, y)
+    assert ENCODED["rows"] == 38 + 2  # a new transform: everything again
+    ENCODED["rows"] = 0
+    Image.fromarray(np.zeros((12, 12), np.uint8)).save(paths[0])  # a file changes
+    os.utime(paths[0], ns=(10**18, 10**18))
+    fast_clf(_frozen_spec()).fit(X, y)
+    assert ENCODED["rows"] == 1 + 2
+
+
+def test_cache_dir_is_shared_across_processes(png_data, fresh_cache, tmp_path):
+    paths, _, table, y = png_data
+    X = _X(paths, table)
+    cache = tmp_path / "cache"
+    first = fast_clf(_frozen_spec(), cache_dir=str(cache)).fit(X, y)
+    assert len(list(cache.rglob("*.npy"))) == 38
+    clear_feature_cache()  # what a new process would see: only the folder
+    ENCODED["rows"] = 0
+    second = fast_clf(_frozen_spec(), cache_dir=cache).fit(X, y)
+    assert ENCODED["rows"] == 2  # the width probe only
+    assert_allclose(first.predict_proba(X), second.predict_proba(X), atol=1e-6)
+    assert not list(cache.rglob("*.tmp"))
+    shutil.rmtree(cache)
+
+
+def test_frozen_encoder_sees_unstandardised_samples(png_data, fresh_cache):
+    paths, images, table, y = png_data
+    clf = fast_clf(_frozen_spec()).fit(_X(paths, table), y)
+    pre = clf._preprocessors["image"]
+    assert not pre.standardize and pre.mean_ == [0.0] and pre.scale_ == [1.0]
+
+
+# -- streamed prediction ----------------------------------------------------------------------
+def test_prediction_batches_do_not_change_results(png_data):
+    paths, _, table, y = png_data
+    X = _X(paths, table)
+    clf = fast_clf(SPEC).fit(X, y)
+    whole = clf.set_params(batch_size=64).predict_proba(X)
+    assert_allclose(clf.set_params(batch_size=3).predict_proba(X), whole, atol=1e-6)
+
+
+def test_progress_bars_over_prediction_batches(png_data, capsys):
+    paths, _, table, y = png_data
+    X = _X(paths, table)
+    clf = fast_clf(SPEC, batch_size=8).fit(X, y)
+    clf.set_params(verbose=1).predict_proba(X)
+    err = capsys.readouterr().err
+    assert "predict:" in err and "/5 [" in err  # a bar over the 5 batches
+    fast_clf(SPEC, verbose=2).fit(X, y).predict(X)
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "classification epoch" in text
+    assert not re.search(r"\x1b\[[0-9;]*m", text)  # no raw colour codes
+
+
+def test_tabular_prediction_warns_once_for_unseen_categories(monkeypatch):
+    import pandas as pd
+
+    from mmfusion_sklearn import _pipeline
+
+    monkeypatch.setattr(_pipeline, "TABLE_PREDICT_ROWS", 50)  # six batches
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"grade": rng.choice(["a", "b"], 300), "x": rng.normal(size=300)})
+    y = (frame["grade"] == "a").to_numpy().astype(int)
+    clf = MultimodalFusionClassifier({"t": "tabular"}, max_epochs=1, pretrain_epochs=0,
+                                     embed_dim=4, batch_size=16, random_state=0)
+    clf.fit({"t": frame}, y)
+    test = frame.copy()
+    test.loc[::2, "grade"] = "c"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        proba = clf.predict_proba({"t": test})
+    assert_allclose(proba[1::2], clf.predict_proba({"t": frame})[1::2])
+    unseen = [w for w in record if "not seen in fit" in str(w.message)]
+    assert len(unseen) == 1 and "['c']" in str(unseen[0].message)
