@@ -48,7 +48,7 @@ def _json_params(params: dict[str, Any]) -> dict[str, Any]:
                 k: {"__modality__": _modality_to_json(k, v)} if isinstance(v, Modality) else v
                 for k, v in value.items()
             }
-        elif key == "device":
+        elif key == "device" or (key == "cache_dir" and value is not None):
             value = str(value)
         elif key == "random_state" and not (value is None or isinstance(value, int)):
             value = None  # a RandomState instance is not reproducible from JSON

@@ -329,6 +329,8 @@ def training_dataset(
         else:
             inputs[name] = torch.from_numpy(preprocessors[name].transform(data.values(name),
                                                                           column))
+    # a sample whose every file was unreadable ("missing") takes no part in training
+    weight = np.where(present.any(axis=1), weight, 0.0)
     return FusionDataset(
         inputs, torch.from_numpy(present), torch.from_numpy(y_index.astype(np.int64)),
         torch.from_numpy(weight.astype(np.float32)), lazy=lazy, names=list(names),

@@ -273,15 +273,15 @@ def test_on_read_error_is_validated(png_data):
 
 
 # -- readers ----------------------------------------------------------------------------------
-def test_pillow_alone_reads_what_monai_reads(png_data, monkeypatch, tmp_path):
+def test_pillow_reads_what_monai_reads(png_data, tmp_path):
     pytest.importorskip("monai")
     paths, images, _, _ = png_data
     rgb = np.stack([images[0], images[1], images[2]], axis=-1)
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
     Image.fromarray(images[0]).convert("P").save(tmp_path / "palette.png")
     files = [paths[0], tmp_path / "rgb.png", tmp_path / "palette.png"]
-    with_monai = [readers.read_file(p) for p in files]
-    monkeypatch.setattr(readers, "monai_available", lambda: False)
+    with_monai = [readers.as_float_array(readers._monai_loader("raster")(str(p)))
+                  for p in files]
     without = [readers.read_file(p) for p in files]
     for a, b in zip(with_monai, without):
         assert a.shape == b.shape and a.dtype == np.float32
@@ -515,3 +515,36 @@ def test_tabular_prediction_warns_once_for_unseen_categories(monkeypatch):
     assert_allclose(proba[1::2], clf.predict_proba({"t": frame})[1::2])
     unseen = [w for w in record if "not seen in fit" in str(w.message)]
     assert len(unseen) == 1 and "['c']" in str(unseen[0].message)
+
+
+def test_save_load_keeps_the_file_settings(png_data, tmp_path):
+    paths, _, table, y = png_data
+    X = _X(paths, table)
+    clf = fast_clf({"image": Modality("image", image_size=(8, 8)), "table": "tabular"},
+                   precision="bf16-mixed", num_workers=1, on_read_error="missing",
+                   cache_dir=tmp_path / "features").fit(X, y)
+    clf.save(tmp_path / "model")
+    loaded = MultimodalFusionClassifier.load(tmp_path / "model")
+    assert loaded.get_params()["precision"] == "bf16-mixed"
+    assert loaded.on_read_error == "missing" and loaded.num_workers == 1
+    assert loaded.cache_dir == str(tmp_path / "features")
+    assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+
+
+def test_sample_with_every_file_unreadable_takes_no_part_in_fit(png_data, tmp_path,
+                                                               monkeypatch):
+    from mmfusion_sklearn import _estimator
+
+    paths, _, table, y = png_data
+    broken = list(paths)
+    (tmp_path / "bad.png").write_bytes(b"garbage")
+    broken[0] = str(tmp_path / "bad.png")
+    built = []
+    original = _estimator.training_dataset
+    monkeypatch.setattr(_estimator, "training_dataset",
+                        lambda *a, **k: built.append(original(*a, **k)) or built[-1])
+    with pytest.warns(UserWarning, match="could not be read in fit"):
+        clf = fast_clf({"image": "image"}, on_read_error="missing").fit({"image": broken}, y)
+    assert not built[0].present[0].any() and built[0].weight[0] == 0
+    assert (built[0].weight[1:] == 1).all()
+    assert np.isfinite(clf.predict_proba({"image": paths})).all()

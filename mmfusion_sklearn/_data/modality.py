@@ -47,10 +47,10 @@ class Modality:
         of object, string, category or boolean dtype are categorical anyway.
     transform : callable, default=None
         Images and volumes: applied to every sample as it is read, in fit and in
-        prediction, before ``image_size``. It receives what MONAI's reader returns for
-        a file (a ``MetaTensor`` with its affine, so that ``Orientation`` and
-        ``Spacing`` work) or the channels-first array of an in-memory sample, and
-        returns an array or tensor. A MONAI transform (``Compose`` of orientation,
+        prediction, before ``image_size``. It receives a DICOM or NIfTI file as MONAI's
+        reader returns it (a ``MetaTensor`` with its affine, so that ``Orientation``
+        and ``Spacing`` work), and a 2-D image file or an in-memory sample as a
+        channels-first float32 array; it returns an array or tensor. A MONAI transform (``Compose`` of orientation,
         spacing, resizing with crop or pad, intensity windowing) or any callable.
     augment : callable, default=None
         Images and volumes: a random transform applied to training batches only (never
