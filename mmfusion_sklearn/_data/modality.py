@@ -50,8 +50,9 @@ class Modality:
         prediction, before ``image_size``. It receives a DICOM or NIfTI file as MONAI's
         reader returns it (a ``MetaTensor`` with its affine, so that ``Orientation``
         and ``Spacing`` work), and a 2-D image file or an in-memory sample as a
-        channels-first float32 array; it returns an array or tensor. A MONAI transform (``Compose`` of orientation,
-        spacing, resizing with crop or pad, intensity windowing) or any callable.
+        channels-first float32 array; it returns an array or tensor. A MONAI
+        transform (``Compose`` of orientation, spacing, resizing with crop or pad,
+        intensity windowing) or any callable.
     augment : callable, default=None
         Images and volumes: a random transform applied to training batches only (never
         in prediction or on held-out rows), after ``image_size``; it must keep the
