@@ -13,10 +13,11 @@ from ._data import Modality
 from ._preprocessing import preprocessor_from_state
 from ._training import FusionNet
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Formats this version reads: 1 held one network (unprefixed weights), 2 holds
-#: ``ensemble_size`` members whose weights are prefixed ``members.<k>.``.
-READABLE_FORMATS = (1, 2)
+#: ``ensemble_size`` members whose weights are prefixed ``members.<k>.``, 3 stores the
+#: encoders under their modality's position (``encoders.<i>.``), not its name.
+READABLE_FORMATS = (1, 2, 3)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -119,6 +120,20 @@ def save_model(estimator: Any, path: str | Path) -> None:
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1))
 
 
+def _positional_encoder_keys(state: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Formats 1 and 2 stored encoder weights under ``encoders.<name>.``: rename them to
+    ``encoders.<position>.``. The longest name matches first (one may prefix another)."""
+    out = {}
+    ordered = sorted(enumerate(names), key=lambda item: -len(item[1]))
+    for key, value in state.items():
+        for position, name in ordered:
+            if key.startswith(f"encoders.{name}."):
+                key = f"encoders.{position}." + key[len(f"encoders.{name}."):]
+                break
+        out[key] = value
+    return out
+
+
 def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
     """Rebuild a fitted estimator of class ``cls`` from the folder ``path``."""
     from safetensors.torch import load_file
@@ -166,10 +181,11 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
     for k in range(size):
         prefix = f"members.{k}." if version >= 2 else ""
         module = estimator._build_network(estimator._input_shapes)
-        module.load_state_dict(
-            {key[len(prefix):]: value for key, value in weights.items()
-             if key.startswith(prefix)}
-        )
+        state = {key[len(prefix):]: value for key, value in weights.items()
+                 if key.startswith(prefix)}
+        if version < 3:
+            state = _positional_encoder_keys(state, list(estimator.modalities_))
+        module.load_state_dict(state)
         net = FusionNet(
             module, batch_size=estimator.batch_size, device=estimator.device_, verbose=0,
             train_split=None,

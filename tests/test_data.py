@@ -456,7 +456,7 @@ def test_resolve_modality_spec_forms():
     [
         ({}, "must be None, a non-empty dict"),
         ("image", "must be None, a non-empty dict"),
-        ({1: "image"}, "Modality names must be strings. Got 1 in 'modalities'"),
+        ({1: "image"}, "Modality names must be non-empty strings. Got 1 in 'modalities'"),
         ({"a": 3}, "Modality 'a' in 'modalities' must be a kind"),
         ({"a": ["x", 2]}, "Modality 'a' in 'modalities' must be a kind"),
     ],

@@ -269,9 +269,18 @@ def test_load_reads_the_single_network_format_1(tmp_path):
     clf = fast_clf().fit(X, y)
     folder = tmp_path / "model"
     clf.save(folder)
-    # rewrite it as the first format wrote it: one network, unprefixed keys
+    # rewrite it as the first format wrote it: one network, unprefixed keys, encoders
+    # under their modality's name
     weights = load_file(str(folder / "model.safetensors"))
-    save_file({k.removeprefix("members.0."): v for k, v in weights.items()},
+    names = list(clf.modalities_)
+
+    def old_key(key):
+        key = key.removeprefix("members.0.")
+        for i, name in enumerate(names):
+            key = key.replace(f"encoders.{i}.", f"encoders.{name}.")
+        return key
+
+    save_file({old_key(k): v for k, v in weights.items() if k.startswith("members.0.")},
               str(folder / "model.safetensors"))
     config = json.loads((folder / "config.json").read_text())
     config["format_version"] = 1

@@ -262,7 +262,7 @@ def test_cuda_device_without_cuda():
     [
         ({}, r"'modalities' parameter must be None, a non-empty dict"),
         ({"table": 3, "image": "image"}, r"Modality 'table' in 'modalities' must be a kind"),
-        ({1: "tabular"}, r"Modality names must be strings"),
+        ({1: "tabular"}, r"Modality names must be non-empty strings"),
         ({"table": "tabular"}, r"\['image'\] that 'modalities' does not declare"),
         ({"table": "tabular", "image": "image", "genes": "tabular"},
          r"\['genes'\] are declared in 'modalities' but X has none"),

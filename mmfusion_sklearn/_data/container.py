@@ -171,6 +171,8 @@ class MultimodalData:
         for name, values in X.items():
             if not isinstance(name, str):
                 raise ValueError(f"Modality names must be strings. Got {name!r} instead.")
+            if not name:
+                raise ValueError("Modality names must be non-empty strings. Got '' instead.")
             stored, present = _normalise_values(name, values)
             self._values[name] = stored
             self._presence[name] = present

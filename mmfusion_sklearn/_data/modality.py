@@ -139,9 +139,10 @@ def resolve_modality_spec(spec: Any) -> dict[str, Modality] | None:
         )
     resolved = {}
     for name, value in spec.items():
-        if not isinstance(name, str):
+        if not isinstance(name, str) or not name:
             raise ValueError(
-                f"Modality names must be strings. Got {name!r} in 'modalities' instead."
+                f"Modality names must be non-empty strings. Got {name!r} in 'modalities' "
+                "instead."
             )
         if value is None:
             resolved[name] = Modality()

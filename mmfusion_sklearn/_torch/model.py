@@ -18,6 +18,29 @@ from .fusion import (
 )
 
 
+class ModalityEncoders(nn.ModuleList):
+    """The encoders in modality order, also indexed by modality name.
+
+    A list, not a ``ModuleDict``: modality names are the user's strings, and names such
+    as ``"keys"``, ``"training"`` or ``"a.b"`` cannot be module attributes. The weights
+    are stored under the modality's position (``encoders.0.``, ``encoders.1.``, ...).
+
+    Parameters
+    ----------
+    encoders : mapping of str to nn.Module
+        One encoder per modality, in order.
+    """
+
+    def __init__(self, encoders: Mapping[str, nn.Module]) -> None:
+        super().__init__(list(encoders.values()))
+        self.names = list(encoders)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            key = self.names.index(key)
+        return super().__getitem__(key)
+
+
 class MultimodalFusionNet(nn.Module):
     """Encode each modality, fill absent ones with tokens, fuse, classify.
 
@@ -62,7 +85,7 @@ class MultimodalFusionNet(nn.Module):
         super().__init__()
         self.modality_names = list(encoders)
         self.embed_dim = embed_dim
-        self.encoders = nn.ModuleDict(encoders)
+        self.encoders = ModalityEncoders(encoders)
         n_modalities = len(self.modality_names)
         self.tokens = ModalityTokens(n_modalities, embed_dim, learned=missing_token == "learned")
         if fusion == "mlp":
@@ -83,12 +106,12 @@ class MultimodalFusionNet(nn.Module):
             rows = present[:, m]
             x = inputs[name]
             if bool(rows.all()):
-                columns.append(self.encoders[name](x))
+                columns.append(self.encoders[m](x))
                 continue
             h = x.new_zeros((batch, self.embed_dim))
             index = rows.nonzero(as_tuple=True)[0]
             if len(index):
-                encoded = self.encoders[name](x.index_select(0, index))
+                encoded = self.encoders[m](x.index_select(0, index))
                 h = h.to(encoded.dtype).index_copy(0, index, encoded)
             columns.append(h)
         return torch.stack(columns, dim=1)
