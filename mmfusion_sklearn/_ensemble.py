@@ -34,6 +34,20 @@ from ._training import ContrastiveNet, FusionDataset, FusionNet, progress_bar
 LINEAR_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 DEFAULT_LINEAR_C = 1.0
 
+class TrainingDivergedError(RuntimeError):
+    """A training loss became NaN or infinite, with no finite weights to fall back on."""
+
+
+def _check_finite_loss(losses: Sequence[float], stage: str, epoch: int) -> None:
+    bad = [loss for loss in losses if not math.isfinite(loss)]
+    if bad:
+        raise TrainingDivergedError(
+            f"The {stage} stage diverged at epoch {epoch}: the training loss is {bad[0]}. "
+            "Lower the learning rate 'lr', or check the inputs and the sample weights for "
+            "extreme values."
+        )
+
+
 @dataclass
 class MemberPlan:
     """What one member trains on and how it is seeded.
@@ -70,6 +84,9 @@ class TrainedMembers:
         Inverse penalty of the linear path (None without one).
     interrupted : bool
         Whether a KeyboardInterrupt cut training short.
+    diverged : str or None
+        Where the classification loss became non-finite, when the best finite weights
+        were restored instead of raising.
     """
 
     nets: list[FusionNet]
@@ -77,6 +94,7 @@ class TrainedMembers:
     best_epoch: int | None = None
     linear_C: float | None = None
     interrupted: bool = False
+    diverged: str | None = None
 
 
 def _rows(net: Any, stage: str, member: int) -> list[dict[str, Any]]:
@@ -160,12 +178,16 @@ def train_members(
     if len(modules[0].linear):
         result.linear_C = _fit_linear_paths(modules, trains, valids, plans, task_kwargs)
     if contrastive_kwargs is not None and pretrain_epochs > 0:
-        # an interrupt here propagates: no classifier has been trained yet
-        _pretrain(modules, trains, valids, plans, contrastive_kwargs, pretrain_epochs,
-                  verbose, result)
+        try:
+            _pretrain(modules, trains, valids, plans, contrastive_kwargs, pretrain_epochs,
+                      verbose, result)
+        except KeyboardInterrupt:
+            # the whole fit stops; the classifier head (zero) over the linear path, if
+            # any, is a usable starting point
+            result.interrupted = True
     try:
-        _train_task(modules, trains, valids, plans, task_kwargs, max_epochs, patience,
-                    verbose, result)
+        _train_task(modules, trains, valids, plans, task_kwargs,
+                    0 if result.interrupted else max_epochs, patience, verbose, result)
     except KeyboardInterrupt:
         result.interrupted = True
     return result
@@ -253,8 +275,10 @@ def _pretrain(modules, trains, valids, plans, kwargs, epochs, verbose, result) -
             net.initialize()
             net.notify("on_train_begin", X=train, y=None)
             try:
-                for _ in range(epochs):
+                for epoch in range(1, epochs + 1):
                     net.fit_loop(train, None, epochs=1)
+                    _check_finite_loss([net.history[-1, "train_loss"]],
+                                       f"contrastive (member {k})", epoch)
                     bar.update(1)
             finally:
                 result.history += _rows(net, "contrastive", k)
@@ -303,7 +327,16 @@ def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, ve
         for epoch in range(1, max_epochs + 1):
             for net, train in zip(nets, trains):
                 net.fit_loop(train, None, epochs=1)
-            shown = {"train_loss": sum(n.history[-1, "train_loss"] for n in nets) / len(nets)}
+            losses = [n.history[-1, "train_loss"] for n in nets]
+            if stopping:
+                losses.append(pooled_valid_loss(nets, sizes))
+            if best_state is not None and not all(math.isfinite(v) for v in losses):
+                result.diverged = (f"the classification loss became non-finite at epoch "
+                                   f"{epoch}; the weights of epoch {result.best_epoch} are "
+                                   "kept")
+                break
+            _check_finite_loss(losses, "classification", epoch)
+            shown = {"train_loss": sum(losses[: len(nets)]) / len(nets)}
             if stopping:
                 pooled = pooled_valid_loss(nets, sizes)
                 shown["valid_loss"] = pooled

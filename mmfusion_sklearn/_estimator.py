@@ -443,7 +443,24 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : MultimodalFusionClassifier
             The fitted estimator.
+
+        Notes
+        -----
+        A fit that raises (bad input, a diverging loss, a Ctrl-C before any network
+        exists) leaves the estimator as it was: unfitted, or with its previous model
+        intact. A Ctrl-C once training has begun ends it early, keeps the best weights
+        so far and warns.
         """
+        before = dict(self.__dict__)
+        try:
+            return self._fit(X, y, sample_weight)
+        except BaseException:
+            # never new fitted attributes beside an old network, nor a half-fitted model
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, X: Any, y: Any, sample_weight: Any) -> MultimodalFusionClassifier:
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
@@ -466,6 +483,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         weight = _check_sample_weight(sample_weight, np.empty((len(y), 0)), dtype=np.float64)
         if self.class_weight is not None:
             weight = weight * compute_sample_weight(self.class_weight, y)
+        _check_training_weights(weight, sample_weight is not None)
         self.device_ = _resolve_device(self.device)
 
         self.modalities_ = resolve_modalities(data, resolve_modality_spec(self.modalities))
@@ -543,6 +561,13 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
             pretrain_epochs=self.pretrain_epochs,
             verbose=self.verbose,
         )
+        if result.diverged:
+            warnings.warn(
+                f"Training diverged: {result.diverged}. Lower the learning rate 'lr' (now "
+                f"{self.lr:g}) or check the inputs for extreme values.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
         if result.interrupted:
             warnings.warn(
                 "Training was interrupted; the estimator keeps the best weights reached so "
@@ -656,6 +681,36 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         from ._persistence import load_model
 
         return load_model(cls, path, device)
+
+
+#: Largest sample weight (times class weight) accepted: the losses run in float32, and a
+#: weighted sum of losses must not overflow it.
+MAX_SAMPLE_WEIGHT = 1e30
+
+
+def _check_training_weights(weight: np.ndarray, given: bool) -> None:
+    """Refuse negative, non-finite, float32-overflowing or all-zero training weights."""
+    source = "sample_weight" if given else "class_weight"
+    bad = np.flatnonzero(~np.isfinite(weight) | (weight < 0))
+    if len(bad):
+        raise ValueError(
+            f"Sample weights (sample_weight times class_weight) must be finite and "
+            f"non-negative. Got {float(weight[bad[0]])!r} for rows {_rows(bad)} instead."
+        )
+    big = np.flatnonzero(weight > MAX_SAMPLE_WEIGHT)
+    if len(big):
+        raise ValueError(
+            f"Sample weights (sample_weight times class_weight) above {MAX_SAMPLE_WEIGHT:g} "
+            f"overflow the float32 losses. Got {weight[big[0]]:g} for rows {_rows(big)}; "
+            f"rescale {source} (only ratios between weights matter)."
+        )
+    if not (weight > 0).any():
+        raise ValueError("Every sample weight is zero: at least one sample must count.")
+
+
+def _rows(rows: np.ndarray) -> str:
+    text = ", ".join(str(int(r)) for r in rows[:10])
+    return text + (f" ... ({len(rows)} rows)" if len(rows) > 10 else "")
 
 
 def _plain(value: Any) -> Any:

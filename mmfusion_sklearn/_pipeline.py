@@ -445,6 +445,13 @@ def predict_log_proba(
                     for module in modules
                 ])
             mean = (torch.logsumexp(logs, dim=0) - math.log(len(modules))).cpu().numpy()
+            bad = np.flatnonzero(~np.isfinite(mean).all(axis=1))
+            if len(bad):  # never a NaN probability, nor classes_[0] for a NaN
+                raise ValueError(
+                    f"The model's output is not finite for samples {_rows_text(rows[bad])}: "
+                    "their inputs hold values too extreme for float32 arithmetic, or the "
+                    "model's weights are not finite."
+                )
             if out is None:
                 out = np.empty((n, mean.shape[1]), dtype=np.float64)
             out[rows] = mean

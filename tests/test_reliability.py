@@ -34,3 +34,130 @@ def test_empty_modality_name_is_a_clear_error():
         fast_clf({"": "tabular"}).fit({"t": X["table"]}, y)
     with pytest.raises(ValueError, match="non-empty"):
         MultimodalData({"": X["table"]})
+
+
+# -- no NaN reaches the user --------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["tabular", "embedding"])
+def test_values_that_overflow_float32_are_refused(kind):
+    X, y = make_multimodal(n=40, missing=False)
+    spec = {"table": kind, "image": "image"}
+    clf = fast_clf(spec).fit(X, y)
+    huge = X["table"].copy()
+    huge[[4, 7], 1] = 1e30
+    before = huge.copy()
+    with pytest.raises(ValueError, match=r"Modality 'table' has values too large .* rows 4, 7"):
+        clf.predict_proba({"table": huge, "image": X["image"]})
+    assert np.array_equal(huge, before)
+    if kind == "embedding":
+        with pytest.raises(ValueError, match=r"'table' has values too large .* rows 4, 7"):
+            fast_clf(spec).fit({"table": huge, "image": X["image"]}, y)
+    else:  # standardised in float64 with those values in fit: finite results
+        clf = fast_clf(spec).fit({"table": huge, "image": X["image"]}, y)
+        assert np.isfinite(clf.predict_proba({"table": huge, "image": X["image"]})).all()
+
+
+def test_a_diverging_fit_without_early_stopping_is_an_error():
+    X, y = make_multimodal(n=40)
+    clf = fast_clf(lr=1e10)
+    with pytest.raises(RuntimeError, match=r"classification stage diverged at epoch \d+.*lr"):
+        clf.fit(X, y)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        clf.predict(X)  # no half-fitted model is left behind
+
+
+def test_a_diverging_fit_with_early_stopping_keeps_the_best_finite_weights():
+    X, y = make_multimodal(n=60)
+    clf = fast_clf(lr=1e10, early_stopping=True, max_epochs=20, ensemble_size=1,
+                   linear_path=False)
+    with pytest.warns(RuntimeWarning, match=r"Training diverged: .*epoch \d+.*kept"):
+        clf.fit(X, y)
+    assert np.isfinite(clf.predict_proba(X)).all()
+
+
+def test_a_diverging_contrastive_stage_names_it():
+    X, y = make_multimodal(n=40)
+    with pytest.raises(RuntimeError, match=r"contrastive \(member 0\) stage diverged"):
+        fast_clf(lr=1e12, pretrain_epochs=3).fit(X, y)
+
+
+@pytest.mark.parametrize("weights, message", [
+    (lambda n: -np.ones(n), r"finite and non-negative. Got -1.0 for rows 0, 1, 2"),
+    (lambda n: np.r_[np.ones(n - 1), -2.0], r"Got -2.0 for rows 19 instead"),
+    (lambda n: np.r_[np.ones(n - 1), np.nan], "sample_weight contains NaN"),
+    (lambda n: np.zeros(n), "at least one non-zero"),
+    (lambda n: np.full(n, 1e39), "overflow the float32 losses"),
+])
+def test_bad_sample_weights_are_refused(weights, message):
+    X, y = make_multimodal(n=20)
+    w = weights(20)
+    before = w.copy()
+    with pytest.raises(ValueError, match=message):
+        fast_clf().fit(X, y, sample_weight=w)
+    assert np.array_equal(w, before, equal_nan=True)
+
+
+def test_huge_class_weight_is_refused():
+    X, y = make_multimodal(n=20)
+    with pytest.raises(ValueError, match="rescale class_weight"):
+        fast_clf(class_weight={0: 1e39, 1: 1.0}).fit(X, y)
+
+
+# -- faults ---------------------------------------------------------------------------------------
+def test_a_failed_refit_leaves_the_previous_model_intact():
+    X, y = make_multimodal(n=40)
+    clf = fast_clf().fit(X, y)
+    proba = clf.predict_proba(X)
+    classes = clf.classes_.copy()
+    with pytest.raises(ValueError):
+        clf.fit(X, np.where(y == 1, "b", "a"), sample_weight=-np.ones(40))
+    assert np.array_equal(clf.classes_, classes)
+    assert_allclose(clf.predict_proba(X), proba)
+
+
+def test_an_interrupt_before_any_network_leaves_the_estimator_unfitted(monkeypatch):
+    from sklearn.exceptions import NotFittedError
+
+    from mmfusion_sklearn import _estimator
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_estimator, "training_dataset", interrupted)
+    X, y = make_multimodal(n=20)
+    clf = fast_clf()
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
+def test_one_interrupt_in_the_contrastive_stage_stops_the_whole_fit(monkeypatch):
+    from mmfusion_sklearn import _training
+
+    calls = {"contrastive": 0, "classification": 0}
+    contrastive_loop = _training.ContrastiveNet.fit_loop
+    task_loop = _training.FusionNet.fit_loop
+
+    def contrastive(self, *args, **kwargs):
+        calls["contrastive"] += 1
+        if calls["contrastive"] == 2:
+            raise KeyboardInterrupt
+        return contrastive_loop(self, *args, **kwargs)
+
+    def task(self, *args, **kwargs):
+        calls["classification"] += 1
+        return task_loop(self, *args, **kwargs)
+
+    monkeypatch.setattr(_training.ContrastiveNet, "fit_loop", contrastive)
+    monkeypatch.setattr(_training.FusionNet, "fit_loop", task)
+    X, y = make_multimodal(n=40)
+    clf = fast_clf(pretrain_epochs=5, max_epochs=5)
+    with pytest.warns(UserWarning, match="Training was interrupted"):
+        clf.fit(X, y)
+    assert calls["classification"] == 0  # the classification stage did not run
+    proba = clf.predict_proba(X)
+    assert np.isfinite(proba).all()
+    # the linear path alone: better than chance on this separable data
+    assert (clf.predict(X) == y).mean() > 0.7

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .readers import as_float_array, load_image
-from .tabular import _rows_text
+from .tabular import _rows_text, check_magnitude
 
 _SPATIAL_DIMS = {"image": 2, "volume": 3}
 #: Present samples read in fit, evenly spaced, for the channel statistics of a
@@ -303,6 +303,7 @@ class ArrayPreprocessor:
                 out /= scale
             else:
                 out[ok] = (out[ok] - mean) / scale
+        check_magnitude(self.name, out, row_ids)
         return out, failures
 
     def _conform_block(self, block: np.ndarray, row_ids: np.ndarray) -> np.ndarray:

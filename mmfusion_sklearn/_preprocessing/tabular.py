@@ -57,6 +57,26 @@ def as_frame(name: str, values: Any) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(list(values), dtype=object).infer_objects()})
 
 
+#: Largest magnitude a preprocessed value may have: the network runs in float32, where
+#: squares and sums of larger values overflow (a LayerNorm of 1e30 is NaN).
+MAX_ABS_VALUE = 1e15
+
+
+def check_magnitude(name: str, out: np.ndarray, row_ids: np.ndarray | None = None) -> None:
+    """Refuse preprocessed values beyond :data:`MAX_ABS_VALUE`, naming modality and rows."""
+    flat = out.reshape(len(out), -1)
+    if not flat.size or np.abs(flat).max() <= MAX_ABS_VALUE:
+        return
+    rows = np.flatnonzero(np.abs(flat).max(axis=1) > MAX_ABS_VALUE)
+    if row_ids is not None:
+        rows = np.asarray(row_ids)[rows]
+    raise ValueError(
+        f"Modality {name!r} has values too large for float32 arithmetic in rows "
+        f"{_rows_text(rows)} (beyond {MAX_ABS_VALUE:g} after preprocessing). Rescale "
+        "them, e.g. take a logarithm or change units."
+    )
+
+
 def warn_unseen_categories(name: str, unseen: Mapping[str, set]) -> None:
     """One warning per column naming the categories that fit never saw."""
     for column, categories in unseen.items():
@@ -226,6 +246,7 @@ class TabularPreprocessor:
                 warn_unseen_categories(self.name, {column: new})
             blocks.append(onehot)
         out[rows] = np.hstack(blocks).astype(np.float32)
+        check_magnitude(self.name, out, row_ids)
         return out
 
     def get_state(self) -> dict[str, Any]:
@@ -293,6 +314,7 @@ class EmbeddingPreprocessor:
         accepted for a common signature with :class:`TabularPreprocessor`.
         """
         matrix = self._matrix(values, present, row_ids)
+        check_magnitude(self.name, matrix, row_ids)
         if matrix.shape[1] != self.n_features_out_:
             raise ValueError(
                 f"Embedding modality {self.name!r} has {matrix.shape[1]} features, but "
