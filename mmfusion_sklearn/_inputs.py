@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._data import KINDS, Modality, MultimodalData, infer_kind
+from ._data.inference import path_kind
 from ._preprocessing import make_preprocessor
 from ._preprocessing.tabular import _rows_text
 
@@ -26,6 +27,13 @@ def is_multimodal_input(X: Any, spec: dict[str, Modality] | None) -> bool:
         return True
     if isinstance(X, (list, tuple)) and len(X) and all(isinstance(r, dict) for r in X):
         return True
+    if isinstance(X, (list, tuple)) and any(isinstance(r, dict) for r in X):
+        row = next(i for i, r in enumerate(X) if not isinstance(r, dict))
+        raise ValueError(
+            f"X is a list of records (dicts, one per sample), but row {row} is a "
+            f"{type(X[row]).__name__}: {X[row]!r:.80}. Every record must be a dict "
+            "{modality: value}; use {} for a sample with no value."
+        )
     if isinstance(X, pd.DataFrame) and spec is not None:
         return len(spec) > 1 or any(m.columns is not None for m in spec.values())
     return False
@@ -48,9 +56,16 @@ def check_no_column_specs(spec: dict[str, Modality] | None) -> None:
 def check_no_array_columns(frame: pd.DataFrame) -> None:
     """Reject a plain DataFrame (no column assignment) holding arrays in a column."""
     for column in frame.columns:
-        if frame[column].dtype != object:
+        dtype = frame[column].dtype
+        if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
             continue
         first = next((v for v in frame[column] if v is not None), None)
+        if isinstance(first, str) and path_kind(first) is not None:
+            raise ValueError(
+                f"Column {column!r} of X holds file paths ({first!r}), so X is not one "
+                "table. Say which columns form which modality, e.g. modalities={'image': "
+                f"{column!r}, 'clinical': [...]}}."
+            )
         if isinstance(first, (np.ndarray, list, tuple)):
             raise ValueError(
                 f"Column {column!r} of X holds arrays, so X is not one table. Say which "

@@ -324,7 +324,9 @@ def training_dataset(
         elif not column.any():
             shape = _sample_shape(preprocessors[name])
             inputs[name] = torch.zeros((n, *shape))
-        elif holds_files(data.values(name), column):
+        elif hasattr(preprocessors[name], "transform_rows") and holds_files(
+            data.values(name), column
+        ):  # image and volume files, read per batch
             lazy[name] = LazySource(data.values(name), preprocessors[name], on_read_error)
         else:
             inputs[name] = torch.from_numpy(preprocessors[name].transform(data.values(name),

@@ -161,3 +161,105 @@ def test_one_interrupt_in_the_contrastive_stage_stops_the_whole_fit(monkeypatch)
     assert np.isfinite(proba).all()
     # the linear path alone: better than chance on this separable data
     assert (clf.predict(X) == y).mean() > 0.7
+
+
+# -- no silent misreading -------------------------------------------------------------------
+def _fast(**params):
+    return fast_clf(**{"max_epochs": 1, **params})
+
+
+def test_a_2d_string_array_is_a_table_of_every_column():
+    rng = np.random.default_rng(0)
+    table = rng.choice(["a", "b", "c"], size=(40, 3))
+    before = table.copy()
+    clf = _fast().fit({"t": table, "u": rng.normal(size=(40, 2))}, np.arange(40) % 2)
+    pre = clf._preprocessors["t"]
+    assert pre.columns_ == ["0", "1", "2"] and pre.n_features_out_ == 9
+    assert np.array_equal(table, before)
+    with pytest.raises(ValueError, match="3-D array of strings"):
+        MultimodalData({"t": rng.choice(["a"], size=(4, 2, 2))})
+
+
+def test_a_stray_string_in_a_numeric_column_is_named():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    column = rng.normal(size=40).astype(object)
+    column[3] = "n/a"
+    frame = pd.DataFrame({"x": column, "z": rng.normal(size=40)})
+    with pytest.warns(UserWarning, match=r"column 'x' holds numbers and the values \['n/a'\]"):
+        _fast().fit({"t": frame}, np.arange(40) % 2)
+
+
+def test_complex_values_are_refused():
+    with pytest.raises(ValueError, match="'t' has complex values"):
+        MultimodalData({"t": np.ones((4, 2)) + 1j})
+
+
+def test_paths_of_unknown_type_are_refused(tmp_path):
+    y = np.arange(10) % 2
+    other = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match=r"'t' holds what look like file paths .*Declare its kind"):
+        _fast().fit({"t": [f"/scans/{i}.foo" for i in range(10)], "u": other}, y)
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="look like file paths"):
+        _fast().fit({"t": [str(tmp_path / "notes.txt")] * 10, "u": other}, y)
+
+
+def test_image_files_without_a_known_suffix_are_sniffed(tmp_path):
+    from PIL import Image
+
+    paths = []
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        path = tmp_path / f"scan{i}"  # no suffix at all
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(path, "PNG")
+        paths.append(str(path))
+    clf = _fast().fit({"t": paths, "u": rng.normal(size=(10, 2))}, np.arange(10) % 2)
+    assert clf.modalities_["t"].kind == "image"
+
+
+def test_pil_images_are_images():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    items = [Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)) for _ in range(10)]
+    clf = _fast().fit({"t": items, "u": rng.normal(size=(10, 2))}, np.arange(10) % 2)
+    assert clf.modalities_["t"].kind == "image"
+    assert clf._preprocessors["t"].shape_ == [8, 8]
+
+
+def test_a_dataframe_column_of_paths_needs_modalities():
+    import pandas as pd
+
+    frame = pd.DataFrame({"p": [f"/x/{i}.png" for i in range(10)], "a": np.arange(10.0)})
+    with pytest.raises(ValueError, match=r"Column 'p' of X holds file paths"):
+        _fast().fit(frame, np.arange(10) % 2)
+
+
+def test_table_columns_must_match_fit():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    clf = _fast().fit({"t": rng.normal(size=(20, 3))}, np.arange(20) % 2)
+    with pytest.raises(ValueError, match=r"'t' has columns \['3'\] it did not have in fit"):
+        clf.predict({"t": rng.normal(size=(5, 4))})
+    frame = pd.DataFrame(rng.normal(size=(20, 3)), columns=["a", "a", "b"])
+    with pytest.raises(ValueError, match=r"'t' has duplicate column names \['a'\]"):
+        _fast().fit({"t": frame}, np.arange(20) % 2)
+
+
+def test_records_must_all_be_dicts():
+    records = [{"t": [1.0, 2.0]}] * 9 + [[1.0, 2.0]]
+    with pytest.raises(ValueError, match=r"row 9 is a list: \[1.0, 2.0\]. Every record"):
+        _fast().fit(records, np.arange(10) % 2)
+    with pytest.raises(ValueError, match=r"pass a list of records: \[record\]"):
+        _fast().fit({"age": 50.0, "sex": "F"}, [1])
+
+
+def test_embedding_declared_for_images_is_named():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"'t' needs one vector per sample; row 0 is an array "
+                                         r"of shape \(8, 8\)"):
+        _fast(modalities={"t": "embedding"}).fit(
+            {"t": [rng.normal(size=(8, 8)) for _ in range(10)]}, np.arange(10) % 2)

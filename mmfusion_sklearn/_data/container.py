@@ -74,20 +74,36 @@ def _normalise_values(name: str, values: Any) -> tuple[Any, np.ndarray]:
     if array.ndim == 0:
         raise ValueError(
             f"Modality {name!r} must hold one value per sample along its first axis. "
-            f"Got a scalar {values!r} instead."
+            f"Got a scalar {values!r} instead. (For a single sample given as a record, "
+            "pass a list of records: [record].)"
         )
     if array.dtype == object:
         items = np.empty(len(array), dtype=object)
         items[:] = list(array)
         return _normalise_values(name, items)
-    if array.dtype.kind in "fc":
+    if array.dtype.kind == "c":
+        raise ValueError(
+            f"Modality {name!r} has complex values, which a classifier cannot use. Pass "
+            "real numbers (e.g. the magnitude and the phase as two columns)."
+        )
+    if array.dtype.kind == "f":
         return array, ~_rows_all_nan(array)
     if array.dtype.kind in "iub":
         return array, np.ones(len(array), dtype=bool)
-    if array.dtype.kind in "US":
+    if array.dtype.kind in "US" and array.ndim == 1:
         items = np.empty(len(array), dtype=object)
-        items[:] = [str(v) for v in array.reshape(len(array), -1)[:, 0]]
+        items[:] = [str(v) for v in array]
         return items, np.ones(len(array), dtype=bool)
+    if array.dtype.kind in "US" and array.ndim == 2:
+        # a table of strings: every column is a categorical feature
+        frame = pd.DataFrame(array.astype(object),
+                             columns=[str(i) for i in range(array.shape[1])])
+        return frame, _table_presence(frame)
+    if array.dtype.kind in "US":
+        raise ValueError(
+            f"Modality {name!r} is a {array.ndim}-D array of strings; strings form a "
+            "table (2-D) or a list of file paths (1-D)."
+        )
     raise ValueError(
         f"Modality {name!r} has values of unsupported dtype {array.dtype}. Pass numbers, "
         "arrays, file paths or a DataFrame."

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".dcm", ".dicom")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".dcm",
+                  ".dicom")
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mha", ".nrrd")
 
 
@@ -32,9 +33,19 @@ def path_kind(path: str | PathLike) -> str | None:
             with open(target, "rb") as handle:
                 if handle.read(132)[128:] == b"DICM":
                     return "image"
-        except OSError:
+            from PIL import Image
+
+            with Image.open(target):  # reads the header only
+                return "image"
+        except Exception:  # not an image pillow knows
             return None
     return None
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether a string is most likely a file path (a separator and a file suffix)."""
+    name = text.replace("\\", "/").rsplit("/", 1)
+    return len(name) == 2 and "." in name[1] and " " not in name[1] and len(name[1]) > 2
 
 
 def array_item_kind(shape: tuple[int, ...]) -> str:
@@ -92,7 +103,19 @@ def infer_kind(name: str, values: Any, present: np.ndarray) -> str:
         )
     if isinstance(first, (str, PathLike)):
         kind = path_kind(first)
-        return kind if kind is not None else "tabular"
+        if kind is not None:
+            return kind
+        if isinstance(first, PathLike) or Path(first).exists() or looks_like_path(first):
+            raise ValueError(
+                f"Modality {name!r} holds what look like file paths ({str(first)!r}) of a "
+                "type that could not be recognised (the file is missing, or not an image "
+                "pillow, DICOM or NIfTI reads). Declare its kind in 'modalities' "
+                "('image' or 'volume'), or pass strings that are categories without "
+                "path separators."
+            )
+        return "tabular"
+    if hasattr(first, "getbands"):  # a PIL image
+        return "image"
     if isinstance(first, (np.ndarray, list, tuple)) or hasattr(first, "__array__"):
         return array_item_kind(np.shape(first))
     return "tabular"

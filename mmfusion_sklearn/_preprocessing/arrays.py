@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .readers import as_float_array, load_image
+from .readers import as_float_array, load_image, standard_mode
 from .tabular import _rows_text, check_magnitude
 
 _SPATIAL_DIMS = {"image": 2, "volume": 3}
@@ -87,6 +87,11 @@ def _resize(item: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
 
     factors = [t / s for t, s in zip(size, item.shape[1:])]
     return np.stack([zoom(channel, factors, order=1) for channel in item])
+
+
+def _pil_array(image: Any) -> np.ndarray:
+    array = np.asarray(standard_mode(image), dtype=np.float32)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def _evenly_spaced(rows: np.ndarray, count: int) -> np.ndarray:
@@ -169,6 +174,8 @@ class ArrayPreprocessor:
                     f"Modality {self.name!r}, row {row}: cannot read {str(item)!r} "
                     f"({type(exc).__name__}: {reason[:300]})."
                 ) from exc
+        elif hasattr(item, "getbands"):  # a PIL image
+            image = _pil_array(item)
         else:
             image = item
         if self.transform_fn is not None:

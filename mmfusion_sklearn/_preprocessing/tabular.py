@@ -88,6 +88,34 @@ def warn_unseen_categories(name: str, unseen: Mapping[str, set]) -> None:
         )
 
 
+def _check_unique_columns(name: str, frame: pd.DataFrame) -> None:
+    names = [str(c) for c in frame.columns]
+    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if duplicated:
+        raise ValueError(
+            f"Modality {name!r} has duplicate column names {duplicated}: rename them."
+        )
+
+
+def _warn_mixed_column(name: str, column: str, values: pd.Series) -> None:
+    """Warn when a column of mostly numbers holds a few strings (a typed "n/a", say):
+    it becomes categorical, one category per number."""
+    present = [v for v in values if not pd.isna(v)]
+    is_number = [isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+                 for v in present]
+    n_numbers = sum(is_number)
+    others = sorted({str(v) for v, number in zip(present, is_number) if not number})
+    if n_numbers and others and n_numbers >= len(present) - n_numbers:
+        warnings.warn(
+            f"Modality {name!r}, column {column!r} holds numbers and the values "
+            f"{others[:10]}, so it is encoded as categorical ({len(set(map(str, present)))} "
+            "categories). If these values mean 'missing', replace them with NaN; "
+            "otherwise convert the column to numbers.",
+            UserWarning,
+            stacklevel=6,
+        )
+
+
 def _is_categorical(column: pd.Series) -> bool:
     # object, string, category and boolean columns (pandas counts bool as numeric)
     return pd.api.types.is_bool_dtype(column.dtype) or not pd.api.types.is_numeric_dtype(
@@ -128,6 +156,7 @@ class TabularPreprocessor:
 
     def fit(self, values: Any, present: np.ndarray) -> TabularPreprocessor:
         frame = as_frame(self.name, values)
+        _check_unique_columns(self.name, frame)
         rows = frame[present]
         self.columns_ = [str(c) for c in frame.columns]
         frame.columns = self.columns_
@@ -142,6 +171,9 @@ class TabularPreprocessor:
             c for c in self.columns_ if c in self.categorical or _is_categorical(frame[c])
         ]
         self.numeric_ = [c for c in self.columns_ if c not in self.categorical_]
+        for column in self.categorical_:
+            if column not in self.categorical:
+                _warn_mixed_column(self.name, column, rows[column])
         numeric = self._numeric(rows)
         self._check_finite(numeric, np.flatnonzero(present))
         with warnings.catch_warnings():
@@ -209,10 +241,17 @@ class TabularPreprocessor:
         """
         frame = as_frame(self.name, values)
         frame.columns = [str(c) for c in frame.columns]
+        _check_unique_columns(self.name, frame)
         missing = [c for c in self.columns_ if c not in frame.columns]
         if missing:
             raise ValueError(
                 f"Modality {self.name!r} lacks the columns {missing} it had in fit."
+            )
+        extra = [c for c in frame.columns if c not in self.columns_]
+        if extra:  # as scikit-learn does: a column it never saw may be a mistake
+            raise ValueError(
+                f"Modality {self.name!r} has columns {extra[:10]} it did not have in fit "
+                f"({len(self.columns_)} columns: {self.columns_[:10]}). Drop them."
             )
         out = np.zeros((len(frame), self.n_features_out_), dtype=np.float32)
         rows = np.flatnonzero(present)
@@ -285,6 +324,18 @@ class EmbeddingPreprocessor:
 
     def _matrix(self, values: Any, present: np.ndarray,
                 row_ids: np.ndarray | None = None) -> np.ndarray:
+        if isinstance(values, np.ndarray) and values.dtype == object:
+            for row in np.flatnonzero(present):
+                shape = np.shape(values[row])
+                if len(shape) > 1 or isinstance(values[row], str):
+                    shown = row if row_ids is None else int(np.asarray(row_ids)[row])
+                    raise ValueError(
+                        f"Embedding modality {self.name!r} needs one vector per sample; row "
+                        f"{shown} is {'a string' if isinstance(values[row], str) else 'an '}"
+                        f"{'' if isinstance(values[row], str) else f'array of shape {shape}'}"
+                        ". Declare images 'image' and volumes 'volume'."
+                    )
+                break
         # a copy: to_numpy may return a read-only view (pandas copy-on-write)
         matrix = as_frame(self.name, values).to_numpy(
             dtype=np.float32, na_value=np.nan, copy=True
