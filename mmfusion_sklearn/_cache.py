@@ -131,6 +131,14 @@ class FeatureCache:
             out.append(entry)
         return out
 
+    def contains(self, namespace: str, key: str,
+                 directory: str | PathLike | None = None) -> bool:
+        """Whether ``key`` is cached in memory or under ``directory`` (not counted as a
+        hit or a miss)."""
+        if (namespace, key) in self._entries:
+            return True
+        return directory is not None and self._file(directory, namespace, key).is_file()
+
     def put(
         self, namespace: str, keys: Sequence[str], features: np.ndarray,
         directory: str | PathLike | None = None,

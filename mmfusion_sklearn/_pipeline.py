@@ -84,18 +84,24 @@ class LazySource:
         What an unreadable file does.
     unseen : dict, default=None
         Collects the categories a table meets that fit never saw (one warning later).
+    skip : ndarray of bool, default=None
+        Rows not to read (left zero), e.g. those whose frozen features are cached.
     """
 
     def __init__(self, values: Any, preprocessor: Any, on_read_error: str = "raise",
-                 unseen: dict | None = None) -> None:
+                 unseen: dict | None = None, skip: np.ndarray | None = None) -> None:
         self.values = values
         self.preprocessor = preprocessor
         self.on_read_error = on_read_error
         self.unseen = unseen
+        self.skip = skip
 
     def take(self, rows: np.ndarray, present: np.ndarray, augment: bool = False,
              seed: int | None = None) -> tuple[np.ndarray, dict[int, tuple[str, str]]]:
-        """Preprocessed samples at ``rows`` (zeros where absent) and the unreadable ones."""
+        """Preprocessed samples at ``rows`` (zeros where absent or skipped) and the
+        unreadable ones."""
+        if self.skip is not None:  # e.g. samples whose frozen features are cached
+            present = present & ~self.skip[rows]
         part = _take(self.values, rows)
         if hasattr(self.preprocessor, "transform_rows"):
             return self.preprocessor.transform_rows(
@@ -235,13 +241,31 @@ class FrozenFeatures:
             raise ValueError(f"Modality {self.name!r}: no sample could be read.")
         return out
 
+    def cached_mask(self, values: Any, present: np.ndarray) -> np.ndarray:
+        """(n,) True where a present sample's features are cached: prediction need not
+        read those files."""
+        mask = np.zeros(len(present), dtype=bool)
+        for r in np.flatnonzero(present):
+            mask[r] = self.cache.contains(self.namespace, sample_key(_item(values, r)),
+                                          self.cache_dir)
+        return mask
+
     def batch_features(self, values: Any, rows: np.ndarray, x: torch.Tensor,
-                       present: torch.Tensor) -> torch.Tensor:
-        """Features of one prediction batch already read: cached ones looked up, the
-        others encoded from ``x`` (the batch's preprocessed samples)."""
+                       present: torch.Tensor, skipped: np.ndarray | None = None,
+                       on_read_error: str = "raise") -> torch.Tensor:
+        """Features of one prediction batch: cached ones looked up, the others encoded
+        from ``x`` (the batch's preprocessed samples; zero where ``skipped`` because
+        cached, and read again here should the cache have dropped them meanwhile)."""
         wanted = np.flatnonzero(present.numpy())
         keys, found = self.lookup(values, rows[wanted])
         todo = [i for i, f in enumerate(found) if f is None]
+        if todo and skipped is not None:
+            again = [i for i in todo if skipped[rows[wanted[i]]]]
+            if again:
+                source = LazySource(values, self.preprocessor, on_read_error)
+                array, _ = source.take(rows[wanted[again]], np.ones(len(again), dtype=bool))
+                x = x.clone()
+                x[wanted[again]] = torch.from_numpy(array)
         fresh = self.encode(x[wanted[todo]], [keys[i] for i in todo]) if todo else None
         width = fresh.shape[1] if fresh is not None else (
             len(found[0]) if len(found) else self.width)
@@ -406,12 +430,16 @@ def predict_log_proba(
     tables_only = all(getattr(preprocessors[k], "kind", "") in ("tabular", "embedding")
                       or k in frozen for k in names)
     rows_per_batch = max(batch_size, TABLE_PREDICT_ROWS) if tables_only else batch_size
-    lazy = {}
+    lazy: dict[str, LazySource] = {}
+    skipped: dict[str, np.ndarray | None] = {}
     for m, name in enumerate(names):
         if not present[:, m].any():
             continue
         unseen = log.unseen.setdefault(name, {})
-        lazy[name] = LazySource(data.values(name), preprocessors[name], on_read_error, unseen)
+        skip = skipped[name] = (frozen[name].cached_mask(data.values(name), present[:, m])
+                                if name in frozen else None)
+        lazy[name] = LazySource(data.values(name), preprocessors[name], on_read_error, unseen,
+                                skip=skip)
     dataset = FusionDataset({}, torch.from_numpy(present), lazy=lazy, names=list(names))
     iterator = BatchIterator(dataset, rows_per_batch, num_workers=num_workers)
     out: np.ndarray | None = None
@@ -428,7 +456,8 @@ def predict_log_proba(
             for m, name in enumerate(names):
                 if name in frozen and name in inputs:
                     inputs[name] = frozen[name].batch_features(
-                        data.values(name), rows, inputs[name], batch_present[:, m])
+                        data.values(name), rows, inputs[name], batch_present[:, m],
+                        skipped.get(name), on_read_error)
                 elif name in frozen:
                     inputs[name] = torch.zeros((len(rows), frozen[name].width))
                 elif name not in inputs:

@@ -284,7 +284,9 @@ def test_load_reads_the_single_network_format_1(tmp_path):
               str(folder / "model.safetensors"))
     config = json.loads((folder / "config.json").read_text())
     config["format_version"] = 1
-    del config["ensemble_size"]
+    # format 1 had no ensemble size, modality order, package version or checksum
+    for key in ("ensemble_size", "modality_order", "package_version", "weights_sha256"):
+        del config[key]
     (folder / "config.json").write_text(json.dumps(config))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -548,3 +548,21 @@ def test_sample_with_every_file_unreadable_takes_no_part_in_fit(png_data, tmp_pa
     assert not built[0].present[0].any() and built[0].weight[0] == 0
     assert (built[0].weight[1:] == 1).all()
     assert np.isfinite(clf.predict_proba({"image": paths})).all()
+
+
+def test_cached_frozen_features_are_not_read_again(png_data, fresh_cache, monkeypatch):
+    paths, _, table, y = png_data
+    X = _X(paths, table)
+    clf = fast_clf(_frozen_spec()).fit(X, y)  # every present image encoded and cached
+    reads = []
+    original = ArrayPreprocessor.read
+    monkeypatch.setattr(ArrayPreprocessor, "read",
+                        lambda self, item, row: reads.append(row) or original(self, item, row))
+    proba = clf.predict_proba(X)
+    assert reads == []  # neither read nor encoded: the cache has them
+    clear_feature_cache()
+    assert_allclose(clf.predict_proba(X), proba, atol=1e-6)
+    assert len(reads) == 38  # without the cache, each present file once
+    reads.clear()
+    fast_clf(_frozen_spec()).fit(X, y)
+    assert len(reads) <= 16  # fit reads a few files for the channel count, not 256

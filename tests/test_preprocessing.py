@@ -420,11 +420,12 @@ def test_array_from_files_matches_arrays(image_files):
 
 def test_array_files_colour_matched_to_fit_channels(image_files):
     folder, _, _ = image_files
+    # the most common channel count wins (a tie: colour)
     pre = ArrayPreprocessor("img", "image")
-    out = _fit_transform(pre, [folder / "grey.png", folder / "colour.png"])
-    assert pre.channels_ == 1 and out.shape == (2, 1, 6, 5)  # colour -> grey
+    out = _fit_transform(pre, [folder / "grey.png", folder / "colour.png", folder / "grey.png"])
+    assert pre.channels_ == 1 and out.shape == (3, 1, 6, 5)  # colour -> grey
     pre = ArrayPreprocessor("img", "image")
-    out = _fit_transform(pre, [folder / "colour.jpg", folder / "grey.png"])
+    out = _fit_transform(pre, [folder / "grey.png", folder / "colour.jpg"])
     assert pre.channels_ == 3 and out.shape == (2, 3, 6, 5)  # grey -> colour
 
 

@@ -24,6 +24,9 @@ _SPATIAL_DIMS = {"image": 2, "volume": 3}
 #: file-backed modality (reading every file twice would double the cost of the first
 #: epoch; a few hundred images pin a mean and a standard deviation down closely).
 FIT_SAMPLE_FILES = 256
+#: Files read in fit when no statistics are needed (a frozen encoder's input): enough
+#: to take the most common channel count.
+FIT_SAMPLE_FILES_UNSTANDARDISED = 16
 #: What ``on_read_error`` accepts.
 READ_ERROR_POLICIES = ("raise", "missing")
 
@@ -94,6 +97,17 @@ def _pil_array(image: Any) -> np.ndarray:
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
+def _most_common_channels(samples: Mapping[int, np.ndarray]) -> np.ndarray | None:
+    """The first sample having the most common channel count (ties: more channels)."""
+    if not samples:
+        return None
+    counts: dict[int, int] = {}
+    for sample in samples.values():
+        counts[sample.shape[0]] = counts.get(sample.shape[0], 0) + 1
+    channels = max(counts, key=lambda c: (counts[c], c))
+    return next(s for s in samples.values() if s.shape[0] == channels)
+
+
 def _evenly_spaced(rows: np.ndarray, count: int) -> np.ndarray:
     if len(rows) <= count:
         return rows
@@ -129,7 +143,8 @@ class ArrayPreprocessor:
     Items may be arrays or paths. Missing samples become zeros (the model replaces them
     by the modality token). The channel statistics come from every present sample of
     an in-memory modality, and from :data:`FIT_SAMPLE_FILES` evenly spaced present
-    samples of a file-backed one. A constant (e.g. black) image stays finite.
+    samples of a file-backed one; the channel count is the most common among the
+    samples read. A constant (e.g. black) image stays finite.
     """
 
     def __init__(
@@ -335,6 +350,8 @@ class ArrayPreprocessor:
             out[r] = sample
 
     def _check_finite(self, out: np.ndarray, rows: np.ndarray, row_ids: np.ndarray) -> None:
+        if not len(rows):  # no sample of this block has the modality
+            return
         bad = rows[~np.isfinite(out[rows].reshape(len(rows), -1)).all(axis=1)]
         if len(bad):
             raise ValueError(
@@ -375,12 +392,15 @@ class ArrayPreprocessor:
         else:
             items = dense if dense is not None else values
             if holds_files(values, present):
-                rows = _evenly_spaced(rows, FIT_SAMPLE_FILES)
+                rows = _evenly_spaced(rows, FIT_SAMPLE_FILES if self.standardize
+                                      else FIT_SAMPLE_FILES_UNSTANDARDISED)
             read = self._samples(items, rows, row_ids, on_read_error, failures)
-            first = next(iter(read.values()), None)
+            first = _most_common_channels(read)
             samples = read
         if first is None:
             raise ValueError(f"Modality {self.name!r} is missing for every sample.")
+        # the channel count of the most samples read (a few grey files among colour
+        # ones do not make a colour modality grey); others are converted
         self.channels_ = int(first.shape[0])
         self.shape_ = [int(s) for s in first.shape[1:]]
         if isinstance(samples, dict):

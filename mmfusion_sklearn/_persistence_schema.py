@@ -1,0 +1,487 @@
+"""Checks of a saved model's files before anything is built from them.
+
+``config.json`` is checked against a schema (known keys and their types, the
+estimator's parameter constraints, consistent classes, modalities, preprocessing and
+input shapes), and the sizes it states against the shapes of the tensors in the
+header of ``model.safetensors``, so that a damaged or edited file is an error naming
+the file and the field, never a silently different model or a huge allocation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._data import KINDS, Modality, resolve_modality_spec
+from ._plans import HISTORY_COLUMNS
+
+#: Largest number of values one sample of a modality may have (1 GiB of float32).
+MAX_SAMPLE_SIZE = 2**28
+#: Largest config.json read (a long history and many categories take a few MiB).
+MAX_CONFIG_BYTES = 256 * 2**20
+#: Largest safetensors header read (the safetensors library's own limit).
+MAX_HEADER_BYTES = 100_000_000
+#: Bytes per element of the tensor dtypes a model file may hold.
+DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
+               "I8": 1, "U8": 1, "BOOL": 1}
+_CLASSES_DTYPE = re.compile(r"[<>|=]?(?:[iu][1248]|f[248]|b1|U[1-9][0-9]{0,5})")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+#: Top-level keys of config.json: the type of each, and whether it is required.
+TOP_LEVEL = {
+    "format_version": (int, True), "package_version": (str, False),
+    "estimator": (str, True), "params": (dict, True), "classes": (list, True),
+    "classes_dtype": (str, True), "modalities": (dict, True), "modality_order": (list, False),
+    "preprocessors": (dict, True), "input_shapes": (dict, True),
+    "ensemble_size": (int, False), "history": (list, True), "n_features_in_": (int, False),
+    "feature_names_in_": (list, False), "weights_sha256": (str, False),
+}
+MODALITY_FIELDS = {"kind", "columns", "trainable", "image_size", "categorical"}
+PREPROCESSOR_FIELDS = {
+    "tabular": {"kind", "name", "categorical", "columns_", "categorical_", "numeric_",
+                "mean_", "scale_", "indicator_", "categories_", "n_features_out_"},
+    "embedding": {"kind", "name", "n_features_out_"},
+    "image": {"kind", "name", "image_size", "standardize", "channels_", "shape_", "mean_",
+              "scale_"},
+}
+PREPROCESSOR_FIELDS["volume"] = PREPROCESSOR_FIELDS["image"]
+SPATIAL_DIMS = {"image": 2, "volume": 3}
+
+
+class ModelFileError(ValueError):
+    """A saved model file that is damaged, edited or inconsistent with its other file."""
+
+
+def invalid(path: Path, field: str, problem: str) -> ModelFileError:
+    """The error for ``field`` of the file ``path``: ``Cannot load '<path>': <field> ...``."""
+    return ModelFileError(f"Cannot load {str(path)!r}: {field} {problem}")
+
+
+# -- reading -------------------------------------------------------------------------------
+def read_config(path: Path) -> dict[str, Any]:
+    """Parse config.json, refusing invalid JSON, a non-object and duplicate keys."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise invalid(path, f"key {repeated[0]!r}", "appears twice in one JSON object.")
+        return dict(pairs)
+
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise invalid(path, "the file", f"is larger than {MAX_CONFIG_BYTES} bytes.")
+    try:
+        config = json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=no_duplicates)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"Cannot load {str(path)!r}: it is not valid JSON ({exc}).") \
+            from exc
+    if not isinstance(config, dict):
+        raise invalid(path, "the file", f"must hold a JSON object, not {_kind(config)}.")
+    return config
+
+
+def read_header(data: bytes, path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``{key: (dtype, shape)}`` of a safetensors file's bytes, without its tensors.
+
+    Every tensor's byte range must lie in the file and match its shape and dtype, so
+    that the shapes read here are backed by the file's own bytes.
+    """
+    if len(data) < 8:
+        raise invalid(path, "the file", "is too short to be a safetensors file.")
+    size = int.from_bytes(data[:8], "little")
+    if size > min(len(data) - 8, MAX_HEADER_BYTES):
+        raise invalid(path, "the header", f"claims {size} bytes; the file has {len(data)}.")
+    try:
+        header = json.loads(data[8 : 8 + size].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise invalid(path, "the header", f"is not valid JSON ({exc}).") from exc
+    if not isinstance(header, dict):
+        raise invalid(path, "the header", "is not a JSON object.")
+    room = len(data) - 8 - size
+    out = {}
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        if not (isinstance(entry, dict) and entry.get("dtype") in DTYPE_SIZES
+                and _int_list(entry.get("shape"), low=0)
+                and _int_list(entry.get("data_offsets"), low=0)
+                and len(entry["data_offsets"]) == 2):
+            raise invalid(path, f"tensor {key!r}", "has no valid dtype, shape and offsets.")
+        start, end = entry["data_offsets"]
+        nbytes = math.prod(entry["shape"]) * DTYPE_SIZES[entry["dtype"]]
+        if not start <= end <= room or end - start != nbytes:
+            raise invalid(path, f"tensor {key!r}", "has data offsets that do not match "
+                          "its shape or lie beyond the end of the file.")
+        out[key] = (entry["dtype"], tuple(entry["shape"]))
+    return out
+
+
+# -- config.json ---------------------------------------------------------------------------
+def check_top_level(config: dict[str, Any], path: Path) -> None:
+    """Known keys only, of the right types, the required ones present."""
+    for key, value in config.items():
+        if key not in TOP_LEVEL:
+            raise invalid(path, f"key {key!r}", f"is unknown; known keys: {sorted(TOP_LEVEL)}.")
+        kind, _ = TOP_LEVEL[key]
+        if not _is(value, kind):
+            raise invalid(path, key, f"must be {_kind_name(kind)}, not {_kind(value)}.")
+    missing = [k for k, (_, required) in TOP_LEVEL.items() if required and k not in config]
+    if missing:
+        raise invalid(path, missing[0], "is missing.")
+
+
+def validate_config(config: dict[str, Any], cls: type, version: int,
+                    path: Path) -> dict[str, Any]:
+    """Check config.json (its format already accepted) and return what load builds from.
+
+    Returns
+    -------
+    dict
+        ``order`` (modality names in the network's order), ``params`` (constructor
+        arguments), ``classes`` (ndarray), ``modalities``, ``preprocessors`` (states)
+        and ``input_shapes``, each in ``order``; ``ensemble_size``.
+    """
+    check_top_level(config, path)
+    names = [c.__name__ for c in cls.__mro__]
+    if config["estimator"] not in names:
+        raise invalid(path, "estimator", f"is {config['estimator']!r}; this is {names[0]}.")
+    order = _modality_order(config, version, path)
+    modalities = {name: _modality(config["modalities"][name], name, path) for name in order}
+    preprocessors = _keyed(config, "preprocessors", order, path)
+    shapes = _keyed(config, "input_shapes", order, path)
+    for name in order:
+        kind = modalities[name].kind
+        preprocessors[name] = _preprocessor(preprocessors[name], name, kind, path)
+        shapes[name] = _input_shape(shapes[name], name, kind, preprocessors[name], path)
+    if sum(math.prod(s) for s in shapes.values()) > MAX_SAMPLE_SIZE:
+        raise invalid(path, "input_shapes", f"total more than {MAX_SAMPLE_SIZE} values.")
+    size = config.get("ensemble_size", 1)
+    if size < 1 or (version == 1 and size != 1):
+        raise invalid(path, "ensemble_size", f"is {size}; it must be 1 or more (1 in "
+                      "format 1).")
+    _check_history(config["history"], path)
+    _check_features(config, path)
+    if "weights_sha256" in config and not _SHA256.fullmatch(config["weights_sha256"]):
+        raise invalid(path, "weights_sha256", "must be 64 lowercase hexadecimal digits.")
+    return {
+        "order": order, "params": check_params(config["params"], cls, order, path),
+        "classes": _classes(config["classes"], config["classes_dtype"], path),
+        "modalities": modalities, "preprocessors": preprocessors, "input_shapes": shapes,
+        "ensemble_size": size,
+    }
+
+
+def _modality_order(config: dict[str, Any], version: int, path: Path) -> list[str]:
+    names = list(config["modalities"])
+    if not names:
+        raise invalid(path, "modalities", "is empty.")
+    if "modality_order" not in config:  # formats 1, 2 and early 3: the dict's order
+        return names
+    order = config["modality_order"]
+    if version < 3 and order != names:  # these formats' networks follow the dict
+        raise invalid(path, "modality_order", f"is not part of format {version}, whose "
+                      f"network follows the order of 'modalities' ({names}); got {order!r}.")
+    if not all(isinstance(n, str) for n in order) or len(set(order)) != len(order) \
+            or set(order) != set(names):
+        raise invalid(path, "modality_order", f"must list each modality of 'modalities' "
+                      f"({sorted(names)}) once; got {order!r}.")
+    return list(order)
+
+
+def _keyed(config: dict[str, Any], key: str, order: list[str], path: Path) -> dict:
+    value = config[key]
+    if set(value) != set(order):
+        raise invalid(path, key, f"has the modalities {sorted(value)}; 'modalities' has "
+                      f"{sorted(order)}.")
+    return {name: value[name] for name in order}
+
+
+def _modality(state: Any, name: str, path: Path, field: str = "modalities") -> Modality:
+    """A fitted modality (its kind resolved), or, in ``params.modalities``, a declared one
+    (its kind may be null: inferred in fit)."""
+    fitted = field == "modalities"
+    field = f"{field}.{name}"
+    if not name:
+        raise invalid(path, field, "is an empty modality name.")
+    if not isinstance(state, dict) or not set(state) <= MODALITY_FIELDS:
+        raise invalid(path, field, f"must be an object with keys among "
+                      f"{sorted(MODALITY_FIELDS)}; got {state!r}.")
+    if state.get("kind") not in KINDS and (fitted or state.get("kind") is not None):
+        raise invalid(path, f"{field}.kind", f"must be one of {list(KINDS)}; got "
+                      f"{state.get('kind')!r}.")
+    checks = {"columns": lambda v: v is None or isinstance(v, str) or _str_list(v),
+              "trainable": lambda v: isinstance(v, bool),
+              "image_size": lambda v: v is None or (_int_list(v, low=1, high=2**16)
+                                                    and len(v) in (2, 3)),
+              "categorical": lambda v: v is None or _str_list(v)}
+    for key, check in checks.items():
+        if key in state and not check(state[key]):
+            raise invalid(path, f"{field}.{key}", f"has an invalid value {state[key]!r}.")
+    return Modality(**state)
+
+
+def _preprocessor(state: Any, name: str, kind: str, path: Path) -> dict[str, Any]:
+    field = f"preprocessors.{name}"
+    if not isinstance(state, dict) or state.get("kind") != kind:
+        raise invalid(path, f"{field}.kind", f"must be {kind!r} (the modality's kind).")
+    allowed = PREPROCESSOR_FIELDS[kind]
+    required = allowed - {"standardize"}  # absent in early files: True
+    if not required <= set(state) <= allowed:
+        raise invalid(path, field, f"must have the keys {sorted(required)}; got "
+                      f"{sorted(state)}.")
+    checks: dict[str, Callable[[Any], bool]] = {"name": lambda v: v == name}
+    if kind == "tabular":
+        columns = state["columns_"]
+        checks |= {
+            "categorical": _str_list, "columns_": lambda v: _str_list(v, unique=True),
+            "categorical_": lambda v: _str_list(v) and set(v) <= set(columns),
+            "numeric_": lambda v: v == [c for c in columns if c not in state["categorical_"]],
+            "mean_": lambda v: _float_list(v, len(state["numeric_"])),
+            "scale_": lambda v: _float_list(v, len(state["numeric_"]), positive=True),
+            "indicator_": lambda v: _str_list(v) and set(v) <= set(state["numeric_"]),
+            "categories_": lambda v: isinstance(v, dict) and set(v) == set(state["categorical_"])
+            and all(_str_list(c, unique=True) for c in v.values()),
+            "n_features_out_": lambda v: _int(v, low=1) and v == len(state["numeric_"])
+            + len(state["indicator_"]) + sum(len(c) for c in state["categories_"].values()),
+        }
+    elif kind == "embedding":
+        checks["n_features_out_"] = lambda v: _int(v, low=1)
+    else:
+        dims = SPATIAL_DIMS[kind]
+        checks |= {
+            "image_size": lambda v: v is None or (_int_list(v, low=1) and len(v) == dims),
+            "standardize": lambda v: isinstance(v, bool),
+            "channels_": lambda v: _int(v, low=1),
+            "shape_": lambda v: _int_list(v, low=1) and len(v) == dims,
+            "mean_": lambda v: _float_list(v, state["channels_"]),
+            "scale_": lambda v: _float_list(v, state["channels_"], positive=True),
+        }
+    for key, check in checks.items():  # in order: later checks use earlier fields
+        if key in state and not _safe(check, state[key]):
+            raise invalid(path, f"{field}.{key}", f"has an invalid or inconsistent value "
+                          f"{_short(state[key])}.")
+    if kind == "tabular":  # the one-hot blocks follow categorical_, whatever the JSON order
+        state = {**state, "categories_": {c: state["categories_"][c]
+                                          for c in state["categorical_"]}}
+    return state
+
+
+def _input_shape(shape: Any, name: str, kind: str, state: dict[str, Any],
+                 path: Path) -> tuple[int, ...]:
+    field = f"input_shapes.{name}"
+    if not _int_list(shape, low=1, high=MAX_SAMPLE_SIZE) or math.prod(shape) > MAX_SAMPLE_SIZE:
+        raise invalid(path, field, f"must be a list of positive ints of at most "
+                      f"{MAX_SAMPLE_SIZE} values in all; got {_short(shape)}.")
+    expected = ([state["n_features_out_"]] if kind in ("tabular", "embedding")
+                else [state["channels_"], *state["shape_"]])
+    if shape != expected:
+        raise invalid(path, field, f"is {shape}, but the preprocessing of {name!r} gives "
+                      f"{expected}.")
+    return tuple(shape)
+
+
+def _classes(classes: list, dtype_text: str, path: Path) -> np.ndarray:
+    if dtype_text != "object" and not _CLASSES_DTYPE.fullmatch(dtype_text):
+        raise invalid(path, "classes_dtype", f"is {dtype_text!r}; expected a numpy dtype "
+                      "of ints, floats, bools or strings (e.g. '<i8', '<U5') or 'object'.")
+    dtype = np.dtype(object if dtype_text == "object" else dtype_text)
+    if len(classes) < 2:
+        raise invalid(path, "classes", f"must hold at least 2 labels; got {classes!r}.")
+    fits = {
+        "b": lambda c: isinstance(c, bool),
+        "i": lambda c: _int(c, int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)),
+        "u": lambda c: _int(c, 0, int(np.iinfo(dtype).max)),
+        "f": lambda c: isinstance(c, (int, float)) and not isinstance(c, bool)
+        and math.isfinite(c),
+        "U": lambda c: isinstance(c, str) and len(c) <= dtype.itemsize // 4,
+        "O": lambda c: isinstance(c, (str, int, float, bool)),
+    }[dtype.kind]
+    bad = [c for c in classes if not fits(c)]
+    if bad:
+        raise invalid(path, "classes", f"holds {bad[0]!r}, which is not a label of "
+                      f"classes_dtype {dtype_text!r}.")
+    array = np.array(classes, dtype=dtype)
+    try:
+        unique = np.unique(array)
+    except TypeError as exc:
+        raise invalid(path, "classes", "mixes labels that cannot be sorted.") from exc
+    if len(unique) != len(array) or any(a != b for a, b in zip(unique, array)):
+        raise invalid(path, "classes", "must be sorted and distinct, as fit stores them.")
+    return array
+
+
+def check_params(params: dict[str, Any], cls: type, order: list[str],
+                 path: Path) -> dict[str, Any]:
+    """The constructor arguments from ``params``, each checked with the estimator's
+    ``_parameter_constraints``; a ``modalities`` dict follows the modality order."""
+    from sklearn.utils._param_validation import (
+        InvalidParameterError,
+        validate_parameter_constraints,
+    )
+
+    known = cls._get_param_names()
+    out = {}
+    for key, value in params.items():
+        field = f"params.{key}"
+        if key not in known:
+            raise invalid(path, field, f"is not a parameter of {cls.__name__}.")
+        if key == "modalities":
+            value = _modalities_param(value, order, path)
+        elif key == "class_weight" and isinstance(value, dict):
+            value = _class_weight_param(value, path)
+        constraints = getattr(cls, "_parameter_constraints", {})
+        if key in constraints:
+            try:
+                validate_parameter_constraints({key: constraints[key]}, {key: value},
+                                               caller_name=cls.__name__)
+            except InvalidParameterError as exc:
+                raise invalid(path, field, f"is invalid: {exc}") from exc
+        out[key] = value
+    return out
+
+
+def _modalities_param(value: Any, order: list[str], path: Path) -> Any:
+    field = "params.modalities"
+    if isinstance(value, dict):
+        value = {name: _modality(v["__modality__"], name, path, field)
+                 if isinstance(v, dict) and set(v) == {"__modality__"} else v
+                 for name, v in value.items()}
+    try:
+        spec = resolve_modality_spec(value)
+    except ValueError as exc:
+        raise invalid(path, field, f"is invalid: {exc}") from exc
+    if spec is not None and set(spec) != set(order):
+        raise invalid(path, field, f"declares {sorted(spec)}, but the model has the "
+                      f"modalities {sorted(order)}.")
+    if isinstance(value, dict):  # as fit saw it: the declared order is the model's
+        value = {name: value[name] for name in order}
+    return value
+
+
+def _class_weight_param(value: dict[str, Any], path: Path) -> dict[Any, float]:
+    items = value.get("__items__") if set(value) == {"__items__"} else None
+    ok = isinstance(items, list) and all(
+        isinstance(item, list) and len(item) == 2
+        and isinstance(item[0], (str, int, float, bool))
+        and isinstance(item[1], (int, float)) and not isinstance(item[1], bool)
+        and math.isfinite(item[1]) and item[1] >= 0
+        for item in items
+    )
+    labels = [(type(k), k) for k, _ in items] if ok else []
+    if not ok or len(set(labels)) != len(labels):
+        raise invalid(path, "params.class_weight", "must be null, 'balanced' or "
+                      "{'__items__': [[label, weight >= 0], ...]} with distinct labels.")
+    return {k: float(v) for k, v in items}
+
+
+def _check_history(history: list, path: Path) -> None:
+    numbers = set(HISTORY_COLUMNS) - {"stage", "member", "epoch"}
+    for i, row in enumerate(history):
+        ok = isinstance(row, dict) and set(row) <= set(HISTORY_COLUMNS) \
+            and isinstance(row.get("stage"), str) \
+            and all(_int(row.get(k), low=0) for k in ("member", "epoch") if k in row) \
+            and all(row[k] is None or _number(row[k]) for k in numbers & set(row))
+        if not ok:
+            raise invalid(path, f"history[{i}]", f"is not a valid history row: {_short(row)}.")
+
+
+def _check_features(config: dict[str, Any], path: Path) -> None:
+    n = config.get("n_features_in_")
+    if n is not None and not _int(n, low=1):
+        raise invalid(path, "n_features_in_", f"must be a positive int; got {n!r}.")
+    names = config.get("feature_names_in_")
+    if names is not None and not (_str_list(names) and (n is None or len(names) == n)):
+        raise invalid(path, "feature_names_in_", f"must be {n} strings (n_features_in_).")
+
+
+# -- the weights against the config ---------------------------------------------------------
+def member_tensors(header: dict[str, tuple], version: int, size: int,
+                   path: Path) -> list[dict[str, tuple]]:
+    """Split the header's tensors into the ensemble's members (prefix removed)."""
+    if version == 1:
+        return [dict(header)]
+    members: dict[int, dict[str, tuple]] = {}
+    for key, entry in header.items():
+        match = re.fullmatch(r"members\.(0|[1-9][0-9]*)\.(.+)", key)
+        if match is None:
+            raise invalid(path, f"tensor {key!r}", "is not under 'members.<k>.'.")
+        members.setdefault(int(match[1]), {})[match[2]] = entry
+    if sorted(members) != list(range(size)):
+        raise invalid(path.with_name("config.json"), "ensemble_size",
+                      f"is {size}, but {path.name} holds the members {sorted(members)}.")
+    return [members[k] for k in range(size)]
+
+
+def check_sizes(tensors: dict[str, tuple], order: list[str], embed_dim: int, n_classes: int,
+                path: Path) -> None:
+    """The sizes config.json states against one member's tensor shapes: the number of
+    modalities and ``embed_dim`` (the modality tokens), the classes (classifier head)."""
+    config = path.with_name("config.json")
+    shapes = {key: shape for key, (_, shape) in tensors.items()}
+    tokens, head = shapes.get("tokens.tokens"), shapes.get("classifier.net.2.weight")
+    if tokens is None or len(tokens) != 2 or head is None or len(head) != 2:
+        raise invalid(path, "the tensors", "lack the modality tokens 'tokens.tokens' or the "
+                      "classifier head 'classifier.net.2.weight' (matrices).")
+    if tokens[0] != len(order):
+        raise invalid(config, "modalities", f"lists {len(order)} modalities, but the "
+                      f"tokens in {path.name} have shape {list(tokens)}.")
+    if tokens[1] != embed_dim:
+        raise invalid(config, "params.embed_dim", f"is {embed_dim}, but the tokens in "
+                      f"{path.name} are {tokens[1]} wide (shape {list(tokens)}).")
+    if head[0] != n_classes:
+        raise invalid(config, "classes", f"holds {n_classes} labels, but the classifier "
+                      f"head in {path.name} has {head[0]} outputs.")
+
+
+# -- small type predicates -------------------------------------------------------------------
+def _is(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _int(value: Any, low: int | None = None, high: int | None = None) -> bool:
+    return _is(value, int) and (low is None or value >= low) and (high is None or value <= high)
+
+
+def _int_list(value: Any, low: int | None = None, high: int | None = None) -> bool:
+    return isinstance(value, list) and all(_int(v, low, high) for v in value)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _float_list(value: Any, length: int, positive: bool = False) -> bool:
+    return isinstance(value, list) and len(value) == length and all(
+        _number(v) and math.isfinite(v) and (v > 0 or not positive) for v in value)
+
+
+def _str_list(value: Any, unique: bool = False) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value) and (
+        not unique or len(set(value)) == len(value))
+
+
+def _safe(check: Callable[[Any], bool], value: Any) -> bool:
+    try:
+        return bool(check(value))
+    except (TypeError, KeyError, ValueError):  # an earlier field of another type
+        return False
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a bool",
+            int: "an int", float: "a float", type(None): "null"}.get(type(value), "?")
+
+
+def _kind_name(kind: type) -> str:
+    return {dict: "an object", list: "a list", str: "a string", int: "an int"}[kind]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
