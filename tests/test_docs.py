@@ -42,3 +42,13 @@ def test_ruff_clean():
         cwd=ROOT, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_test_named_in_the_reliability_table_exists():
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "reliability.md").read_text()
+    named = re.findall(r"`(test_\w+)\.py::(test_\w+)`", text)
+    assert len(named) > 30
+    for module, name in named:
+        source = (root / "tests" / f"{module}.py").read_text()
+        assert f"def {name}(" in source, f"{module}.py::{name}"
