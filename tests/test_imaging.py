@@ -566,3 +566,55 @@ def test_cached_frozen_features_are_not_read_again(png_data, fresh_cache, monkey
     reads.clear()
     fast_clf(_frozen_spec()).fit(X, y)
     assert len(reads) <= 16  # fit reads a few files for the channel count, not 256
+
+
+def test_monai_spatial_transforms_on_nifti_volumes(tmp_path):
+    nibabel = pytest.importorskip("nibabel")
+    pytest.importorskip("monai")
+    from monai.transforms import Compose, Orientation, ResizeWithPadOrCrop, Spacing
+
+    rng = np.random.default_rng(0)
+    paths, y = [], np.arange(8) % 2
+    for i in range(8):
+        volume = rng.normal(size=(10, 12, 6)).astype(np.float32) + 2 * y[i]
+        affine = np.diag([2.0, 1.0, 3.0, 1.0])  # anisotropic voxels
+        affine[0, 0] = -2.0  # and a flipped axis, for Orientation to undo
+        path = tmp_path / f"v{i}.nii.gz"
+        nibabel.save(nibabel.Nifti1Image(volume, affine), path)
+        paths.append(str(path))
+    seen = []
+
+    class Spy:
+        def __call__(self, image):
+            seen.append(tuple(image.shape))
+            return image
+
+    transform = Compose([Orientation(axcodes="RAS"), Spacing(pixdim=(2.0, 2.0, 2.0)),
+                         ResizeWithPadOrCrop((8, 8, 8)), Spy()])
+    clf = fast_clf({"ct": Modality("volume", transform=transform),
+                    "table": "tabular"})
+    proba = clf.fit({"ct": paths, "table": rng.normal(size=(8, 2))}, y).predict_proba(
+        {"ct": paths})
+    assert clf._preprocessors["ct"].shape_ == [8, 8, 8] and np.isfinite(proba).all()
+    assert seen and set(seen) == {(1, 8, 8, 8)}
+
+
+def test_undecodable_dicom_pixels_are_unreadable_files(png_data):
+    pydicom = pytest.importorskip("pydicom")
+    pytest.importorskip("monai")
+    from pydicom.data import get_testdata_file
+
+    lossless = get_testdata_file("SC_rgb_jpeg_gdcm.dcm", download=False)
+    if lossless is None:
+        pytest.skip("no JPEG Lossless test file in this pydicom")
+    try:
+        pydicom.dcmread(lossless).pixel_array  # noqa: B018
+        pytest.skip("a JPEG Lossless decoder is installed here")
+    except Exception:
+        pass
+    paths, _, table, y = png_data
+    broken = list(paths)
+    broken[6] = lossless
+    clf = fast_clf({"image": Modality("image", image_size=(12, 12)), "table": "tabular"})
+    with pytest.raises(ValueError, match=r"'image', row 6: cannot read .*SC_rgb_jpeg_gdcm"):
+        clf.fit(_X(broken, table), y)
