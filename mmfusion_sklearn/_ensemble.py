@@ -328,17 +328,15 @@ def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, ve
             for net, train in zip(nets, trains):
                 net.fit_loop(train, None, epochs=1)
             losses = [n.history[-1, "train_loss"] for n in nets]
-            if stopping:
-                losses.append(pooled_valid_loss(nets, sizes))
-            if best_state is not None and not all(math.isfinite(v) for v in losses):
+            pooled = pooled_valid_loss(nets, sizes) if stopping else 0.0
+            if best_state is not None and not all(math.isfinite(v) for v in [*losses, pooled]):
                 result.diverged = (f"the classification loss became non-finite at epoch "
                                    f"{epoch}; the weights of epoch {result.best_epoch} are "
                                    "kept")
                 break
-            _check_finite_loss(losses, "classification", epoch)
-            shown = {"train_loss": sum(losses[: len(nets)]) / len(nets)}
+            _check_finite_loss([*losses, pooled], "classification", epoch)
+            shown = {"train_loss": sum(losses) / len(nets)}
             if stopping:
-                pooled = pooled_valid_loss(nets, sizes)
                 shown["valid_loss"] = pooled
                 for net in nets:
                     net.history.record("pooled_valid_loss", pooled)

@@ -34,6 +34,7 @@ from ._inputs import (
 )
 from ._pipeline import FrozenFeatures, ReadLog, predict_log_proba, training_dataset
 from ._plans import history_frame, member_plans, resolve_ensemble_size
+from ._preprocessing.tabular import _rows_text
 from ._torch.encoders import (
     EmbeddingEncoder,
     ModuleEncoder,
@@ -505,10 +506,10 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
             shape = sample_shape(preprocessor)
             if name in self._frozen_encoders:
                 shape = (module_output_width(self._frozen_encoders[name], shape),)
-                self._frozen_keys[name] = None
             self._input_shapes[name] = shape
-        frozen = self._frozen_features()
-        self._frozen_keys = {name: source.namespace for name, source in frozen.items()}
+        # the cache namespaces hash the encoders' weights: once per fit, not per call
+        self._frozen_keys = {name: source.namespace
+                             for name, source in self._frozen_features().items()}
         dataset = self._training_data(data, y_index, weight, log, present)
 
         rng = check_random_state(self.random_state)
@@ -695,22 +696,17 @@ def _check_training_weights(weight: np.ndarray, given: bool) -> None:
     if len(bad):
         raise ValueError(
             f"Sample weights (sample_weight times class_weight) must be finite and "
-            f"non-negative. Got {float(weight[bad[0]])!r} for rows {_rows(bad)} instead."
+            f"non-negative. Got {float(weight[bad[0]])!r} for rows {_rows_text(bad)} instead."
         )
     big = np.flatnonzero(weight > MAX_SAMPLE_WEIGHT)
     if len(big):
         raise ValueError(
             f"Sample weights (sample_weight times class_weight) above {MAX_SAMPLE_WEIGHT:g} "
-            f"overflow the float32 losses. Got {weight[big[0]]:g} for rows {_rows(big)}; "
+            f"overflow the float32 losses. Got {weight[big[0]]:g} for rows {_rows_text(big)}; "
             f"rescale {source} (only ratios between weights matter)."
         )
     if not (weight > 0).any():
         raise ValueError("Every sample weight is zero: at least one sample must count.")
-
-
-def _rows(rows: np.ndarray) -> str:
-    text = ", ".join(str(int(r)) for r in rows[:10])
-    return text + (f" ... ({len(rows)} rows)" if len(rows) > 10 else "")
 
 
 def _plain(value: Any) -> Any:

@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from ._cache import FEATURE_CACHE, FeatureCache, callable_key, digest, sample_key
+from ._inputs import sample_shape
 from ._preprocessing import holds_files
 from ._preprocessing.tabular import _rows_text, warn_unseen_categories
 from ._torch.encoders import compute_features
@@ -346,7 +347,7 @@ def training_dataset(
             present[:, m] = column_copy
             inputs[name] = torch.from_numpy(features)
         elif not column.any():
-            shape = _sample_shape(preprocessors[name])
+            shape = sample_shape(preprocessors[name])
             inputs[name] = torch.zeros((n, *shape))
         elif hasattr(preprocessors[name], "transform_rows") and holds_files(
             data.values(name), column
@@ -361,11 +362,6 @@ def training_dataset(
         inputs, torch.from_numpy(present), torch.from_numpy(y_index.astype(np.int64)),
         torch.from_numpy(weight.astype(np.float32)), lazy=lazy, names=list(names),
     )
-
-
-def _sample_shape(preprocessor: Any) -> tuple[int, ...]:
-    shape = preprocessor.n_features_out_
-    return tuple(shape) if isinstance(shape, tuple) else (shape,)
 
 
 def predict_log_proba(
@@ -461,7 +457,7 @@ def predict_log_proba(
                 elif name in frozen:
                     inputs[name] = torch.zeros((len(rows), frozen[name].width))
                 elif name not in inputs:
-                    inputs[name] = torch.zeros((len(rows), *_sample_shape(preprocessors[name])))
+                    inputs[name] = torch.zeros((len(rows), *sample_shape(preprocessors[name])))
             empty = np.flatnonzero(~batch_present.any(dim=1).numpy())
             if len(empty):
                 raise ValueError(

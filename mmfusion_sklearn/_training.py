@@ -138,10 +138,10 @@ class FusionDataset(Dataset):
         y = None if self.y is None else self.y[rows]
         return X, y, failures
 
-    def batch(self, index: torch.Tensor, device: torch.device | str = "cpu",
-              augment: bool = False, seed: int | None = None):
-        """``(X, y)`` for the samples at ``index``, moved to ``device``."""
-        X, y, failures = self.read_batch(index, augment, seed)
+    def batch(self, index: torch.Tensor, device: torch.device | str = "cpu"):
+        """``(X, y)`` for the samples at ``index``, moved to ``device`` (no augmentation:
+        training batches of lazy modalities come from :meth:`read_batch`)."""
+        X, y, failures = self.read_batch(index)
         self.record_failures(failures)
         return to_device(X, y, device)
 

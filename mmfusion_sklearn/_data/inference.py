@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".dcm",
-                  ".dicom")
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+IMAGE_SUFFIXES = RASTER_SUFFIXES + DICOM_SUFFIXES
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mha", ".nrrd")
 
 
@@ -30,9 +31,8 @@ def path_kind(path: str | PathLike) -> str | None:
         return "volume"
     if target.is_file():
         try:
-            with open(target, "rb") as handle:
-                if handle.read(132)[128:] == b"DICM":
-                    return "image"
+            if has_dicom_preamble(target):
+                return "image"
             from PIL import Image
 
             with Image.open(target):  # reads the header only
@@ -40,6 +40,12 @@ def path_kind(path: str | PathLike) -> str | None:
         except Exception:  # not an image pillow knows
             return None
     return None
+
+
+def has_dicom_preamble(path: str | PathLike) -> bool:
+    """Whether a file starts as a DICOM file does ("DICM" after a 128-byte preamble)."""
+    with open(path, "rb") as handle:
+        return handle.read(132)[128:] == b"DICM"
 
 
 def looks_like_path(text: str) -> bool:

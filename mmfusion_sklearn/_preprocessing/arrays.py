@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .readers import as_float_array, load_image, standard_mode
+from .readers import as_float_array, load_image, pil_to_array
 from .tabular import _rows_text, check_magnitude
 
 _SPATIAL_DIMS = {"image": 2, "volume": 3}
@@ -90,11 +90,6 @@ def _resize(item: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
 
     factors = [t / s for t, s in zip(size, item.shape[1:])]
     return np.stack([zoom(channel, factors, order=1) for channel in item])
-
-
-def _pil_array(image: Any) -> np.ndarray:
-    array = np.asarray(standard_mode(image), dtype=np.float32)
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def _most_common_channels(samples: Mapping[int, np.ndarray]) -> np.ndarray | None:
@@ -190,7 +185,7 @@ class ArrayPreprocessor:
                     f"({type(exc).__name__}: {reason[:300]})."
                 ) from exc
         elif hasattr(item, "getbands"):  # a PIL image
-            image = _pil_array(item)
+            image = pil_to_array(item)
         else:
             image = item
         if self.transform_fn is not None:

@@ -24,22 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from .._data.inference import VOLUME_SUFFIXES
+from .._data.inference import (
+    DICOM_SUFFIXES,
+    RASTER_SUFFIXES,
+    VOLUME_SUFFIXES,
+    has_dicom_preamble,
+)
 
 #: How to install what the medical formats need.
 IMAGING_EXTRA = 'pip install "mmfusion-sklearn[imaging]"'
-RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
-DICOM_SUFFIXES = (".dcm", ".dicom")
-
-
-def monai_available() -> bool:
-    """Whether MONAI can be imported here."""
-    try:
-        import monai  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
 
 def standard_mode(image: Any) -> Any:
     """A pillow image in a mode that arrays represent faithfully: grey, RGB or RGBA."""
@@ -52,13 +45,17 @@ def standard_mode(image: Any) -> Any:
     return image.convert("RGB")  # palette, CMYK, YCbCr, ...
 
 
+def pil_to_array(image: Any) -> np.ndarray:
+    """A pillow image as a float32 ``(C, rows, columns)`` array."""
+    array = np.asarray(standard_mode(image), dtype=np.float32)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
 def _read_pillow(path: Path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as image:
-        image = standard_mode(image)
-        array = np.asarray(image, dtype=np.float32)
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+        return pil_to_array(image)
 
 
 @cache
@@ -93,11 +90,6 @@ def _monai_loader(form: str) -> Any:
         plugin_logger.setLevel(level)
 
 
-def _is_dicom_file(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(132)[128:] == b"DICM"
-
-
 def file_form(path: str | PathLike) -> str:
     """How ``path`` is read: ``"raster"``, ``"dicom"``, ``"series"``, ``"nifti"`` or ``"other"``.
 
@@ -116,7 +108,7 @@ def file_form(path: str | PathLike) -> str:
         return "dicom"
     if name.endswith(RASTER_SUFFIXES):
         return "raster"
-    return "dicom" if path.is_file() and _is_dicom_file(path) else "raster"
+    return "dicom" if path.is_file() and has_dicom_preamble(path) else "raster"
 
 
 def load_image(path: str | PathLike) -> Any:
@@ -147,7 +139,7 @@ def load_image(path: str | PathLike) -> Any:
     if form == "raster":
         return _read_pillow(path)
     if form == "series" and not any(
-        entry.is_file() and _is_dicom_file(Path(entry.path)) for entry in os.scandir(path)
+        entry.is_file() and has_dicom_preamble(entry.path) for entry in os.scandir(path)
     ):
         raise ValueError(f"The folder {str(path)!r} holds no DICOM file.")
     loader = _monai_loader(form)
