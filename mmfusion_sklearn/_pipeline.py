@@ -4,9 +4,9 @@ Each fitted modality becomes a *source* of preprocessed samples:
 
 - an in-memory tensor (tables, embeddings, image arrays: transformed once in fit and
   sliced per batch, the fast path);
-- a :class:`LazySource` (files, and every modality in prediction): the samples of a batch
-  are read, transformed and standardised when the batch is drawn, in DataLoader workers
-  when there are any;
+- a :class:`LazySource` (files, augmented images and volumes, and every modality in
+  prediction): the samples of a batch are read, transformed (and augmented in training)
+  and standardised when the batch is drawn, in DataLoader workers when there are any;
 - cached frozen-encoder features (:class:`FrozenFeatures`): each sample is encoded once
   per process (and once per cache folder), whatever the fit or fold.
 
@@ -293,6 +293,14 @@ def _bar(desc: str, total: int, verbose: int):
     return tqdm(total=total, desc=desc, unit="batch", leave=False)
 
 
+def _read_per_batch(preprocessor: Any, values: Any, present: np.ndarray) -> bool:
+    """Image and volume files are read per batch, and so is any image or volume
+    modality with an ``augment``, which must draw anew in every training batch."""
+    if not hasattr(preprocessor, "transform_rows"):  # tables and embeddings
+        return False
+    return preprocessor.augment_fn is not None or holds_files(values, present)
+
+
 def training_dataset(
     data: Any,
     names: Sequence[str],
@@ -349,9 +357,7 @@ def training_dataset(
         elif not column.any():
             shape = sample_shape(preprocessors[name])
             inputs[name] = torch.zeros((n, *shape))
-        elif hasattr(preprocessors[name], "transform_rows") and holds_files(
-            data.values(name), column
-        ):  # image and volume files, read per batch
+        elif _read_per_batch(preprocessors[name], data.values(name), column):
             lazy[name] = LazySource(data.values(name), preprocessors[name], on_read_error)
         else:
             inputs[name] = torch.from_numpy(preprocessors[name].transform(data.values(name),

@@ -618,3 +618,25 @@ def test_undecodable_dicom_pixels_are_unreadable_files(png_data):
     clf = fast_clf({"image": Modality("image", image_size=(12, 12)), "table": "tabular"})
     with pytest.raises(ValueError, match=r"'image', row 6: cannot read .*SC_rgb_jpeg_gdcm"):
         clf.fit(_X(broken, table), y)
+
+
+def test_augment_applies_to_in_memory_images_too(png_data):
+    _, images, table, y = png_data
+    calls = {"n": 0}
+
+    def flip(image):
+        calls["n"] += 1
+        return image[:, :, ::-1].copy()
+
+    X = _X(images, table)
+    before = [None if v is None else v.copy() for v in X["image"]]
+    spec = {"image": Modality("image", augment=flip), "table": "tabular"}
+    clf = fast_clf(spec).fit(X, y)
+    assert calls["n"] == 4 * 38  # every present training sample, every epoch
+    calls["n"] = 0
+    proba = clf.predict_proba(X)
+    assert calls["n"] == 0
+    assert all((a is None and b is None) or np.array_equal(a, b)
+               for a, b in zip(X["image"], before))
+    plain = fast_clf(SPEC).fit(X, y).predict_proba(X)
+    assert np.abs(plain - proba).max() > 1e-4
