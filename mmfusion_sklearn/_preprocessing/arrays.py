@@ -300,8 +300,8 @@ class ArrayPreprocessor:
         failures: dict[int, tuple[str, str]] = {}
         out = np.zeros((len(present), self.channels_, *self.shape_), dtype=np.float32)
         dense = self._dense(values) if isinstance(values, np.ndarray) else None
-        if dense is not None and self.transform_fn is None and self.image_size is None:
-            out[rows] = self._conform_block(dense[rows], row_ids[rows])
+        if self._vectorised(dense):
+            self._copy_block(dense, rows, row_ids, out)
         else:
             items = dense if dense is not None else values
             for r, sample in self._samples(items, rows, row_ids, on_read_error,
@@ -318,10 +318,24 @@ class ArrayPreprocessor:
             if len(ok) == len(out):  # in place: a boolean index would copy the block
                 out -= mean
                 out /= scale
-            else:
-                out[ok] = (out[ok] - mean) / scale
+            else:  # in chunks, for the same reason
+                for start in range(0, len(ok), 1024):
+                    chunk = ok[start : start + 1024]
+                    out[chunk] = (out[chunk] - mean) / scale
         check_magnitude(self.name, out, row_ids)
         return out, failures
+
+    def _vectorised(self, dense: np.ndarray | None) -> bool:
+        """Whether a numeric block is used as it is (no per-sample transform or resize)."""
+        return dense is not None and self.transform_fn is None and self.image_size is None
+
+    def _copy_block(self, dense: np.ndarray, rows: np.ndarray, row_ids: np.ndarray,
+                    out: np.ndarray) -> None:
+        """Copy the present rows of a numeric block into ``out``, 1,024 rows at a time:
+        ``out[rows] = dense[rows]`` would first make a copy of the whole block."""
+        for start in range(0, len(rows), 1024):
+            chunk = rows[start : start + 1024]
+            out[chunk] = self._conform_block(dense[chunk], row_ids[chunk])
 
     def _conform_block(self, block: np.ndarray, row_ids: np.ndarray) -> np.ndarray:
         if block.shape[1] != self.channels_:
@@ -381,7 +395,7 @@ class ArrayPreprocessor:
         rows = np.flatnonzero(present)
         row_ids = np.arange(len(present))
         dense = self._dense(values) if isinstance(values, np.ndarray) else None
-        if dense is not None and self.transform_fn is None and self.image_size is None:
+        if self._vectorised(dense):
             samples = dense[rows] if len(rows) < len(dense) else dense
             first = samples[0] if len(samples) else None
         else:
