@@ -360,5 +360,5 @@ def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, ve
     if stopping and best_state is None:
         warnings.warn(
             "The validation loss was never finite; the weights of the last epoch are kept.",
-            RuntimeWarning, stacklevel=4,
+            RuntimeWarning, stacklevel=7,  # the user's call of fit
         )

@@ -520,7 +520,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
             torch.manual_seed(int(torch_seed))
             self._fit_network(dataset, plans)
         log.failures.update(dataset.read_failures)
-        log.warn("fit", stacklevel=3)
+        log.warn("fit", stacklevel=4)  # the user's call of fit
         return self
 
     def _member_plans(
@@ -567,14 +567,14 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
                 f"Training diverged: {result.diverged}. Lower the learning rate 'lr' (now "
                 f"{self.lr:g}) or check the inputs for extreme values.",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,  # user <- fit wrapper <- fit <- _fit <- _fit_network
             )
         if result.interrupted:
             warnings.warn(
                 "Training was interrupted; the estimator keeps the best weights reached so "
                 "far.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
         self._nets = result.nets
         self.ensemble_size_ = len(result.nets)

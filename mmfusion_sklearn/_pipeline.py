@@ -53,11 +53,11 @@ class ReadLog:
     failures: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
     unseen: dict[str, dict[str, set]] = field(default_factory=dict)
 
-    def warn(self, stage: str, stacklevel: int = 4) -> None:
+    def warn(self, stage: str, stacklevel: int) -> None:
         """One warning naming the unreadable files (and one per column of unseen
-        categories)."""
+        categories); ``stacklevel`` counted from the caller, as ``warnings.warn``'s."""
         for name, columns in self.unseen.items():
-            warn_unseen_categories(name, columns)
+            warn_unseen_categories(name, columns, stacklevel=stacklevel + 1)
         if not self.failures:
             return
         listed = sorted(self.failures.items())
@@ -68,7 +68,7 @@ class ReadLog:
             f"{len(listed)} file(s) could not be read in {stage} and were treated as "
             f"missing (on_read_error='missing'): {shown}{more}. First error: {first}",
             UserWarning,
-            stacklevel=stacklevel,
+            stacklevel=stacklevel + 1,
         )
 
 
@@ -494,7 +494,7 @@ def predict_log_proba(
         if bar is not None:
             bar.close()
     log.failures.update(dataset.read_failures)
-    log.warn("prediction", stacklevel=4)
+    log.warn("prediction", stacklevel=4)  # the user's call of predict_proba
     assert out is not None
     return out
 

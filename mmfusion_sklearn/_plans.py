@@ -122,7 +122,7 @@ def folds(y_index: np.ndarray, k: int, seed: int) -> list[Split]:
             f"Too few samples ({n}) for {k} cross-fitted members; training {k} members "
             "on all of them for max_epochs.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=7,  # the user's call of fit
         )
         return [(None, None)] * k
     stratified = np.bincount(y_index).min() >= k
@@ -143,7 +143,7 @@ def holdout(y_index: np.ndarray, fraction: float, seed: int) -> Split:
             f"Too few samples ({n}) to hold out a validation set for early stopping; "
             "training on all of them for max_epochs.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=7,  # the user's call of fit
         )
         return None, None
     stratify = y_index if np.bincount(y_index).min() >= 2 else None

@@ -263,3 +263,26 @@ def test_embedding_declared_for_images_is_named():
                                          r"of shape \(8, 8\)"):
         _fast(modalities={"t": "embedding"}).fit(
             {"t": [rng.normal(size=(8, 8)) for _ in range(10)]}, np.arange(10) % 2)
+
+
+def test_warnings_point_at_the_users_call():
+    import warnings
+
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"g": rng.choice(["a", "b"], 40), "x": rng.normal(size=40)})
+    y = np.arange(40) % 2
+    column = frame["x"].astype(object)
+    column[3] = "n/a"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        clf = _fast(modalities={"t": "tabular"}).fit({"t": frame}, y)
+        test = frame.copy()
+        test.loc[0, "g"] = "c"
+        clf.predict_proba({"t": test})
+        _fast().fit({"t": pd.DataFrame({"x": column, "z": frame["x"]})}, y)
+        _fast(early_stopping=True, ensemble_size=1).fit({"t": rng.normal(size=(3, 2))},
+                                                        [0, 1, 0])
+    messages = {str(w.message)[:30]: w.filename for w in record}
+    assert len(messages) == 3 and set(messages.values()) == {__file__}, messages

@@ -77,14 +77,15 @@ def check_magnitude(name: str, out: np.ndarray, row_ids: np.ndarray | None = Non
     )
 
 
-def warn_unseen_categories(name: str, unseen: Mapping[str, set]) -> None:
-    """One warning per column naming the categories that fit never saw."""
+def warn_unseen_categories(name: str, unseen: Mapping[str, set], stacklevel: int = 5) -> None:
+    """One warning per column naming the categories that fit never saw (``stacklevel``
+    counted from the caller of this function)."""
     for column, categories in unseen.items():
         warnings.warn(
             f"Modality {name!r}, column {column!r}: categories {sorted(categories)[:10]} "
             "were not seen in fit and are encoded as all zeros.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=stacklevel + 1,
         )
 
 
@@ -112,7 +113,7 @@ def _warn_mixed_column(name: str, column: str, values: pd.Series) -> None:
             "categories). If these values mean 'missing', replace them with NaN; "
             "otherwise convert the column to numbers.",
             UserWarning,
-            stacklevel=6,
+            stacklevel=7,  # the user's call of the estimator's fit
         )
 
 
@@ -282,7 +283,7 @@ class TabularPreprocessor:
             if new and unseen is not None:
                 unseen.setdefault(column, set()).update(new)
             elif new:
-                warn_unseen_categories(self.name, {column: new})
+                warn_unseen_categories(self.name, {column: new}, stacklevel=2)
             blocks.append(onehot)
         out[rows] = np.hstack(blocks).astype(np.float32)
         check_magnitude(self.name, out, row_ids)
