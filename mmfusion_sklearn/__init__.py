@@ -8,6 +8,7 @@ modalities.
 """
 
 from ._cache import clear_feature_cache
+from ._compose import ModalityTransformer
 from ._data import Modality, MultimodalData
 from ._estimator import MultimodalFusionClassifier
 
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Modality",
+    "ModalityTransformer",
     "MultimodalData",
     "MultimodalFusionClassifier",
     "__version__",

@@ -21,9 +21,11 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from skorch.helper import predefined_split
 
+from ._callbacks import member_callbacks
 from ._torch.linear import fit_linear_path, linear_loss
 from ._torch.losses import random_modality_mask
 from ._training import ContrastiveNet, FusionDataset, FusionNet, progress_bar
@@ -137,6 +139,7 @@ def train_members(
     contrastive_kwargs: dict[str, Any] | None = None,
     pretrain_epochs: int = 0,
     verbose: int = 0,
+    callbacks: Sequence[tuple[str, Any]] = (),
 ) -> TrainedMembers:
     """Pretrain (optionally) and train every member; stop all of them together.
 
@@ -161,6 +164,11 @@ def train_members(
         Epochs of the contrastive stage.
     verbose : int, default=0
         1 shows a progress bar per stage.
+    callbacks : sequence of (str, Callback), default=()
+        skorch callbacks of the classification stage (see
+        :func:`~mmfusion_sklearn._callbacks.member_callbacks`); notified at the end of
+        an epoch once every member has trained it, with ``pooled_valid_loss`` already
+        in the history row.
 
     Returns
     -------
@@ -187,7 +195,8 @@ def train_members(
             result.interrupted = True
     try:
         _train_task(modules, trains, valids, plans, task_kwargs,
-                    0 if result.interrupted else max_epochs, patience, verbose, result)
+                    0 if result.interrupted else max_epochs, patience, verbose, result,
+                    list(callbacks))
     except KeyboardInterrupt:
         result.interrupted = True
     return result
@@ -300,17 +309,57 @@ def _valid_loss(net: FusionNet, valid: FusionDataset | None) -> float:
     return total / max(count, 1)
 
 
+class _Epochs:
+    """One net's epochs run step by step, as skorch's ``fit_loop`` runs them, so that
+    the members of an ensemble all train an epoch before any epoch ends."""
+
+    def __init__(self, net: FusionNet, train: FusionDataset) -> None:
+        self.net = net
+        net.check_training_readiness()
+        dataset_train, dataset_valid = net.get_split_datasets(train, None)
+        self.kwargs = {"dataset_train": dataset_train, "dataset_valid": dataset_valid}
+        self.train = net.get_iterator(dataset_train, training=True)
+        self.valid = (None if dataset_valid is None
+                      else net.get_iterator(dataset_valid, training=False))
+
+    def run(self) -> None:
+        """Begin an epoch and run its training and validation passes."""
+        net = self.net
+        net.notify("on_epoch_begin", **self.kwargs)
+        net.run_single_epoch(self.train, training=True, prefix="train",
+                             step_fn=net.train_step)
+        net.run_single_epoch(self.valid, training=False, prefix="valid",
+                             step_fn=net.validation_step)
+
+    def end(self) -> None:
+        """End the epoch: skorch's epoch scores, then the callbacks."""
+        self.net.notify("on_epoch_end", **self.kwargs)
+
+
+def _epoch_loss(net: FusionNet, prefix: str) -> float:
+    """The epoch's mean batch loss, weighted by batch size (as skorch's scoring)."""
+    batches = net.history[-1, "batches"]
+    pairs = [(b[f"{prefix}_batch_size"], b[f"{prefix}_loss"]) for b in batches
+             if f"{prefix}_loss" in b]
+    if not pairs:
+        return math.nan
+    sizes, losses = zip(*pairs)
+    return float(np.average(losses, weights=sizes))
+
+
 def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, verbose,
-                result) -> None:
-    nets = []
-    for module, train, valid, plan in zip(modules, trains, valids, plans):
+                result, callbacks=()) -> None:
+    nets, epochs = [], []
+    for k, (module, train, valid, plan) in enumerate(zip(modules, trains, valids, plans)):
         net = FusionNet(
             module, max_epochs=max_epochs, iterator_seed=plan.seed + 2,
-            train_split=predefined_split(valid) if valid is not None else None, **kwargs,
+            train_split=predefined_split(valid) if valid is not None else None,
+            callbacks=member_callbacks(callbacks, k, len(modules)) or None, **kwargs,
         )
         net.initialize()
         net.notify("on_train_begin", X=train, y=None)
         nets.append(net)
+        epochs.append(_Epochs(net, train))
     result.nets = nets
     sizes = [0 if v is None else len(v) for v in valids]
     stopping = sum(sizes) > 0
@@ -325,10 +374,17 @@ def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, ve
     bar = progress_bar("classification", max_epochs, verbose)
     try:
         for epoch in range(1, max_epochs + 1):
-            for net, train in zip(nets, trains):
-                net.fit_loop(train, None, epochs=1)
-            losses = [n.history[-1, "train_loss"] for n in nets]
-            pooled = pooled_valid_loss(nets, sizes) if stopping else 0.0
+            for epoch_runner in epochs:
+                epoch_runner.run()
+            losses = [_epoch_loss(n, "train") for n in nets]
+            pooled = (_size_weighted_mean([_epoch_loss(n, "valid") for n in nets], sizes)
+                      if stopping else 0.0)
+            if stopping:
+                for net in nets:
+                    net.history.record("pooled_valid_loss", pooled)
+            # callbacks (and skorch's epoch scores) see every member's epoch and the pool
+            for epoch_runner in epochs:
+                epoch_runner.end()
             if best_state is not None and not all(math.isfinite(v) for v in [*losses, pooled]):
                 result.diverged = (f"the classification loss became non-finite at epoch "
                                    f"{epoch}; the weights of epoch {result.best_epoch} are "
@@ -338,8 +394,6 @@ def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, ve
             shown = {"train_loss": sum(losses) / len(nets)}
             if stopping:
                 shown["valid_loss"] = pooled
-                for net in nets:
-                    net.history.record("pooled_valid_loss", pooled)
                 if pooled < best:  # NaN never counts as an improvement
                     best, wait, result.best_epoch = pooled, 0, epoch
                     best_state = [deepcopy(net.module_.state_dict()) for net in nets]

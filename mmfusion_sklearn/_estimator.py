@@ -20,20 +20,22 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
+from ._calibration import fit_temperature_table
+from ._callbacks import check_callbacks
 from ._data import MultimodalData, resolve_modality_spec
 from ._ensemble import MemberPlan, train_members
 from ._inputs import (
     check_known_modalities,
     check_no_array_columns,
-    check_no_column_specs,
     fit_preprocessors,
-    is_multimodal_input,
+    fitted_column_spec,
+    multimodal_input,
     presence_matrix,
     resolve_modalities,
     sample_shape,
 )
 from ._pipeline import FrozenFeatures, ReadLog, predict_log_proba, training_dataset
-from ._plans import history_frame, member_plans, resolve_ensemble_size
+from ._plans import history_frame, member_plans, resolve_ensemble_size, temperature_frame
 from ._preprocessing.tabular import _rows_text
 from ._torch.encoders import (
     EmbeddingEncoder,
@@ -43,7 +45,7 @@ from ._torch.encoders import (
 )
 from ._torch.losses import contrastive_pairs
 from ._torch.model import MultimodalFusionNet
-from ._training import PRECISIONS, FusionDataset
+from ._training import PRECISIONS, FusionDataset, torch_threads
 
 
 def _resolve_device(device: Any) -> torch.device:
@@ -175,6 +177,29 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         Frozen encoders' features are always cached in this process (each sample is
         encoded once, not once per fit, fold or trial); a folder also keeps them on
         disk, shared between processes (``n_jobs``) and sessions.
+    calibration : {"temperature"} or None, default=None
+        "temperature": after training, fit one temperature per subset of modalities
+        on the held-out rows (each row predicted by the member that held it out, from
+        that subset alone), and divide each sample's log-probabilities by the
+        temperature of the modalities it has. Probabilities are then calibrated
+        under every missingness pattern; predicted labels never change. Needs
+        ``early_stopping=True`` (the held-out rows); the temperatures are in
+        ``temperatures_``.
+    callbacks : list or None, default=None
+        skorch callbacks of the classification stage (instances, or ``(name,
+        callback)`` pairs): learning-rate schedulers, checkpoints, extra scores,
+        pruning. Every member of an ensemble runs its own copy (a ``Checkpoint``'s
+        ``fn_prefix`` gets ``member{k}_`` when there are several); a callback holding
+        an Optuna trial (pruning) is not copied and runs on the first member. Epochs
+        end once every member has trained, so ``net.history[-1, "pooled_valid_loss"]``
+        is there for them. Numbers they record become columns of ``history_``. The
+        estimator's own early stopping is the one to use (skorch's ``EarlyStopping``
+        raises ``KeyboardInterrupt``, which ends training as an interruption would).
+    n_threads : int or None, default=None
+        CPU threads torch uses during this estimator's fit and prediction (set for the
+        call and restored afterwards). None keeps torch's setting, which scikit-learn's
+        and joblib's worker processes (``n_jobs``) already limit to the cores divided
+        by the number of workers.
 
     Attributes
     ----------
@@ -198,6 +223,11 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         the linear path alone or a constant); None without early stopping.
     linear_C_ : float or None
         Inverse penalty of the linear path (None without one).
+    temperatures_ : pandas.DataFrame
+        Only with ``calibration="temperature"``: one row per subset of modalities,
+        ``modalities`` (joined by "+"), ``temperature`` and ``n_samples`` (held-out
+        rows it was fitted on; a subset without any takes the temperature fitted on
+        every subset's rows together).
     n_features_in_ : int
         Number of features, only when fitted on a plain 2-D array or DataFrame.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -254,6 +284,9 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         "num_workers": [Interval(Integral, 0, None, closed="left")],
         "on_read_error": [StrOptions({"raise", "missing"})],
         "cache_dir": [None, str, os.PathLike],
+        "calibration": [StrOptions({"temperature"}), None],
+        "callbacks": [None, list],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -286,6 +319,9 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         num_workers=0,
         on_read_error="raise",
         cache_dir=None,
+        calibration=None,
+        callbacks=None,
+        n_threads=None,
     ):
         self.modalities = modalities
         self.fusion = fusion
@@ -314,6 +350,9 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         self.num_workers = num_workers
         self.on_read_error = on_read_error
         self.cache_dir = cache_dir
+        self.calibration = calibration
+        self.callbacks = callbacks
+        self.n_threads = n_threads
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -322,22 +361,20 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
 
     # -- input -------------------------------------------------------------------
     def _as_data(self, X: Any, reset: bool) -> MultimodalData:
-        """Validate X and return it as MultimodalData (plain tables become one modality)."""
+        """Validate X and return it as MultimodalData (plain tables become one modality).
+
+        Without ``modalities``, a model fitted on a MultimodalData built from a
+        DataFrame reads a DataFrame at prediction with the columns it was built from.
+        """
         spec = resolve_modality_spec(self.modalities)
-        if is_multimodal_input(X, spec):
+        if spec is None and not reset and isinstance(X, pd.DataFrame):
+            spec = fitted_column_spec(getattr(self, "modalities_", None))
+        # at predict the fitted kinds apply; specs may name columns
+        data = multimodal_input(X, spec, check_columns=reset)
+        if data is not None:
             if reset:
                 for attr in ("n_features_in_", "feature_names_in_"):
                     self.__dict__.pop(attr, None)
-            if isinstance(X, pd.DataFrame):
-                data = MultimodalData(X, modalities=spec)
-            else:
-                if reset:  # at predict the fitted kinds apply; specs may name columns
-                    check_no_column_specs(spec)
-                data = MultimodalData(X)
-            if len(data) == 0:
-                raise ValueError(
-                    "Found array with 0 sample(s) in X while a minimum of 1 is required."
-                )
             return data
         name = next(iter(spec)) if spec is not None and len(spec) == 1 else None
         if isinstance(X, pd.DataFrame):
@@ -454,7 +491,8 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         """
         before = dict(self.__dict__)
         try:
-            return self._fit(X, y, sample_weight)
+            with torch_threads(self.n_threads):
+                return self._fit(X, y, sample_weight)
         except BaseException:
             # never new fitted attributes beside an old network, nor a half-fitted model
             self.__dict__.clear()
@@ -485,6 +523,13 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         if self.class_weight is not None:
             weight = weight * compute_sample_weight(self.class_weight, y)
         _check_training_weights(weight, sample_weight is not None)
+        if self.calibration is not None and not self.early_stopping:
+            raise ValueError(
+                f"calibration={self.calibration!r} fits its temperatures on the held-out "
+                "rows, which early_stopping=False does not keep. Set early_stopping=True, "
+                "or wrap the estimator in sklearn.calibration.CalibratedClassifierCV."
+            )
+        callbacks = check_callbacks(self.callbacks)
         self.device_ = _resolve_device(self.device)
 
         self.modalities_ = resolve_modalities(data, resolve_modality_spec(self.modalities))
@@ -518,7 +563,8 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         devices = [self.device_] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(torch_seed))
-            self._fit_network(dataset, plans)
+            self._fit_network(dataset, plans, callbacks)
+        self._fit_calibration(dataset, plans)
         log.failures.update(dataset.read_failures)
         log.warn("fit", stacklevel=4)  # the user's call of fit
         return self
@@ -537,7 +583,8 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         return member_plans(y_index, size, self.early_stopping, self.validation_fraction,
                             split_seed, member_seeds)
 
-    def _fit_network(self, dataset: FusionDataset, plans: list[MemberPlan]) -> None:
+    def _fit_network(self, dataset: FusionDataset, plans: list[MemberPlan],
+                     callbacks: list) -> None:
         pretrain = (
             self.contrastive is not None
             and self.pretrain_epochs > 0
@@ -561,6 +608,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
             if pretrain else None,
             pretrain_epochs=self.pretrain_epochs,
             verbose=self.verbose,
+            callbacks=callbacks,
         )
         if result.diverged:
             warnings.warn(
@@ -582,20 +630,38 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         self.linear_C_ = result.linear_C
         self.history_ = history_frame(result.history)
 
+    def _fit_calibration(self, dataset: FusionDataset, plans: list[MemberPlan]) -> None:
+        """Temperatures per modality subset on the held-out rows (``calibration``)."""
+        self.__dict__.pop("temperatures_", None)
+        self._temperatures = None
+        if self.calibration is None:
+            return
+        valids = [None if p.valid_index is None else dataset.subset(p.valid_index)
+                  for p in plans]
+        table, counts = fit_temperature_table(
+            [net.module_ for net in self._nets], valids, len(self.modalities_),
+            batch_size=self.batch_size, device=self.device_, precision=self.precision,
+            num_workers=self.num_workers,
+        )
+        self._temperatures = table
+        self.temperatures_ = temperature_frame(table, list(self.modalities_), counts)
+
     # -- prediction ----------------------------------------------------------------
     def _log_proba(self, X: Any) -> torch.Tensor:
         """Log of the members' mean class probabilities, (n, n_classes) float64."""
         check_is_fitted(self)
-        data = self._as_data(X, reset=False)
-        check_known_modalities(data, self.modalities_)
-        names = list(self.modalities_)
-        log_proba = predict_log_proba(
-            [net.module_ for net in self._nets], data, names, self._preprocessors,
-            self._frozen_features(), presence_matrix(data, names),
-            batch_size=self.batch_size, device=self.device_, precision=self.precision,
-            num_workers=self.num_workers, on_read_error=self.on_read_error,
-            verbose=self.verbose,
-        )
+        # inline, not a helper: the warnings' stacklevels count the frames to the user
+        with torch_threads(self.n_threads):
+            data = self._as_data(X, reset=False)
+            check_known_modalities(data, self.modalities_)
+            names = list(self.modalities_)
+            log_proba = predict_log_proba(
+                [net.module_ for net in self._nets], data, names, self._preprocessors,
+                self._frozen_features(), presence_matrix(data, names),
+                batch_size=self.batch_size, device=self.device_, precision=self.precision,
+                num_workers=self.num_workers, on_read_error=self.on_read_error,
+                verbose=self.verbose, temperatures=getattr(self, "_temperatures", None),
+            )
         return torch.from_numpy(log_proba)
 
     def decision_function(self, X: Any) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._data import KINDS, Modality, MultimodalData, infer_kind
+from ._data import KINDS, Modality, MultimodalData, infer_kind, recorded_spec
 from ._data.inference import path_kind
 from ._preprocessing import make_preprocessor
 from ._preprocessing.tabular import _rows_text
@@ -39,18 +39,95 @@ def is_multimodal_input(X: Any, spec: dict[str, Modality] | None) -> bool:
     return False
 
 
-def check_no_column_specs(spec: dict[str, Modality] | None) -> None:
+def check_no_column_specs(
+    spec: dict[str, Modality] | None, data: MultimodalData | None = None
+) -> None:
     """Reject column names in ``modalities`` for input that has no columns.
 
     A string that is not a kind is read as a column name, which only a DataFrame has;
-    with a dict, records or MultimodalData it is most likely a misspelt kind.
+    with a dict, records or MultimodalData it is most likely a misspelt kind. A
+    MultimodalData built from a DataFrame is the exception: ``modalities`` may name
+    the columns that each of its modalities was built from.
     """
+    built = recorded_spec(data) if data is not None else None
     for name, modality in (spec or {}).items():
         if modality.kind is None and modality.columns is not None:
+            held = (built or {}).get(name)
+            if held is not None and held.columns == modality.columns:
+                continue
+            if held is not None and held.columns is not None:
+                raise ValueError(
+                    f"Modality {name!r} in 'modalities' is {modality.columns!r}, which is "
+                    f"neither a kind {list(KINDS)} nor the column that X's modality "
+                    f"{name!r} was built from ({held.columns!r})."
+                )
             raise ValueError(
                 f"Modality {name!r} in 'modalities' is {modality.columns!r}, which is not "
                 f"a kind {list(KINDS)}; column names apply to DataFrame input only."
             )
+
+
+def multimodal_input(
+    X: Any, spec: dict[str, Modality] | None, *, check_columns: bool
+) -> MultimodalData | None:
+    """``X`` as MultimodalData when it is a multimodal form, None for a plain table.
+
+    A DataFrame is split into modalities by the columns of ``spec``; with
+    ``check_columns`` (fit), column names in ``spec`` are refused for input that has
+    no columns (see :func:`check_no_column_specs`).
+    """
+    if not is_multimodal_input(X, spec):
+        return None
+    if isinstance(X, pd.DataFrame):
+        data = MultimodalData(X, modalities=spec)
+    else:
+        if check_columns:
+            check_no_column_specs(spec, X if isinstance(X, MultimodalData) else None)
+        data = MultimodalData(X)
+    if len(data) == 0:
+        raise ValueError("Found array with 0 sample(s) in X while a minimum of 1 is required.")
+    return data
+
+
+def fitted_column_spec(modalities: dict[str, Modality] | None) -> dict[str, Modality] | None:
+    """The fitted modalities when they say which DataFrame columns form them, else None.
+
+    A model fitted with ``modalities=None`` on a MultimodalData built from a DataFrame
+    reads a DataFrame at prediction with the columns that container was built from.
+    """
+    if modalities and any(m.columns is not None for m in modalities.values()):
+        return modalities
+    return None
+
+
+def input_data(X: Any, spec: dict[str, Modality] | None) -> MultimodalData:
+    """Any input form the estimator takes, as MultimodalData, without its bookkeeping.
+
+    The multimodal forms as in :func:`multimodal_input`; a plain DataFrame or 2-D array
+    is one tabular modality (named by ``spec`` when it declares one modality, else
+    ``"tabular"``), an array of 3 or more dimensions one image or volume modality.
+    """
+    data = multimodal_input(X, spec, check_columns=True)
+    if data is not None:
+        return data
+    name = next(iter(spec)) if spec is not None and len(spec) == 1 else None
+    if isinstance(X, pd.DataFrame):
+        check_no_array_columns(X)
+        return MultimodalData({name or "tabular": X})
+    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
+        raise TypeError(
+            "X is a sparse matrix, which is not supported; pass a dense array, a "
+            f"DataFrame or a dict of modalities. Got {type(X).__name__} instead."
+        )
+    array = np.asarray(X)
+    if array.ndim >= 3 and array.dtype != object:
+        return MultimodalData({name or ("volume" if array.ndim == 5 else "image"): array})
+    if array.ndim != 2:
+        raise ValueError(
+            "X must be a dict of modalities, a list of records, a MultimodalData, a "
+            f"DataFrame or a 2-D array. Got a {array.ndim}-D array instead."
+        )
+    return MultimodalData({name or "tabular": array})
 
 
 def check_no_array_columns(frame: pd.DataFrame) -> None:
@@ -79,6 +156,9 @@ def resolve_modalities(
 ) -> dict[str, Modality]:
     """The fitted modalities: every modality of ``data`` with its kind resolved.
 
+    Without ``spec``, the specifications ``data`` was built with apply (a
+    MultimodalData built with ``modalities``), else every kind is inferred.
+
     Raises
     ------
     ValueError
@@ -86,6 +166,8 @@ def resolve_modalities(
         one that ``spec`` does not declare.
     """
     names = data.modality_names
+    if spec is None:  # the specifications X was built with, if any
+        spec = recorded_spec(data)
     if spec is not None:
         absent = [name for name in spec if name not in data]
         if absent:

@@ -72,6 +72,8 @@ def _json_params(params: dict[str, Any]) -> dict[str, Any]:
                 k: {"__modality__": _modality_to_json(k, v)} if isinstance(v, Modality) else v
                 for k, v in value.items()
             }
+        elif key == "callbacks":
+            value = None  # training-time objects: neither JSON nor needed to predict
         elif key == "device" or (key == "cache_dir" and value is not None):
             value = str(value)
         elif key == "random_state" and not (value is None or isinstance(value, int)):
@@ -117,6 +119,14 @@ def _config(estimator: Any) -> dict[str, Any]:
         "ensemble_size": len(estimator._nets),
         "history": json.loads(estimator.history_.to_json(orient="records")),
     }
+    table = getattr(estimator, "_temperatures", None)
+    if table is not None:
+        config["temperatures"] = {
+            "patterns": [list(p) for p in table.patterns],
+            "values": table.temperatures,
+            "default": table.default,
+            "counts": [int(c) for c in estimator.temperatures_["n_samples"]],
+        }
     if hasattr(estimator, "n_features_in_"):
         config["n_features_in_"] = int(estimator.n_features_in_)
     if hasattr(estimator, "feature_names_in_"):
@@ -315,8 +325,9 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
 
+    from ._calibration import TemperatureTable
     from ._estimator import _resolve_device
-    from ._plans import history_frame
+    from ._plans import history_frame, temperature_frame
 
     folder = Path(path)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
@@ -351,6 +362,12 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
         estimator.history_ = history_frame(config["history"])
     except (TypeError, ValueError) as exc:
         raise invalid(config_path, "history", f"cannot be read ({exc}).") from exc
+    estimator._temperatures = None
+    if spec["temperatures"] is not None:
+        t = spec["temperatures"]
+        estimator._temperatures = TemperatureTable(t["patterns"], t["values"], t["default"])
+        estimator.temperatures_ = temperature_frame(estimator._temperatures, order,
+                                                    t["counts"])
     if "n_features_in_" in config:
         estimator.n_features_in_ = config["n_features_in_"]
     if "feature_names_in_" in config:

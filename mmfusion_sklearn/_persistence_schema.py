@@ -41,6 +41,7 @@ TOP_LEVEL = {
     "preprocessors": (dict, True), "input_shapes": (dict, True),
     "ensemble_size": (int, False), "history": (list, True), "n_features_in_": (int, False),
     "feature_names_in_": (list, False), "weights_sha256": (str, False),
+    "temperatures": (dict, False),
 }
 MODALITY_FIELDS = {"kind", "columns", "trainable", "image_size", "categorical"}
 PREPROCESSOR_FIELDS = {
@@ -167,14 +168,42 @@ def validate_config(config: dict[str, Any], cls: type, version: int,
                       "format 1).")
     _check_history(config["history"], path)
     _check_features(config, path)
+    temperatures = _temperatures(config.get("temperatures"), len(order), path)
     if "weights_sha256" in config and not _SHA256.fullmatch(config["weights_sha256"]):
         raise invalid(path, "weights_sha256", "must be 64 lowercase hexadecimal digits.")
     return {
         "order": order, "params": check_params(config["params"], cls, order, path),
         "classes": _classes(config["classes"], config["classes_dtype"], path),
         "modalities": modalities, "preprocessors": preprocessors, "input_shapes": shapes,
-        "ensemble_size": size,
+        "ensemble_size": size, "temperatures": temperatures,
     }
+
+
+def _temperatures(value: Any, n_modalities: int, path: Path) -> dict[str, Any] | None:
+    """The calibration table: patterns of M bools, positive finite temperatures."""
+    if value is None:
+        return None
+    field = "temperatures"
+    if set(value) != {"patterns", "values", "default", "counts"}:
+        raise invalid(path, field, "must have the keys 'patterns', 'values', 'default' and "
+                      f"'counts'; got {sorted(value)}.")
+    patterns, values, counts = value["patterns"], value["values"], value["counts"]
+    if not (isinstance(patterns, list) and isinstance(values, list)
+            and isinstance(counts, list) and len(patterns) == len(values) == len(counts)):
+        raise invalid(path, field, "must hold lists 'patterns', 'values' and 'counts' of "
+                      "one length.")
+    for i, pattern in enumerate(patterns):
+        if not (isinstance(pattern, list) and len(pattern) == n_modalities
+                and all(isinstance(v, bool) for v in pattern) and any(pattern)):
+            raise invalid(path, f"{field}.patterns[{i}]", f"must be {n_modalities} booleans "
+                          f"(one per modality), at least one true; got {_short(pattern)}.")
+    for i, t in enumerate([*values, value["default"]]):
+        if not (_number(t) and 0 < t < math.inf):
+            where = f"{field}.values[{i}]" if i < len(values) else f"{field}.default"
+            raise invalid(path, where, f"must be a positive finite number; got {t!r}.")
+    if not all(_int(c, low=0) for c in counts):
+        raise invalid(path, f"{field}.counts", "must be non-negative integers.")
+    return value
 
 
 def _modality_order(config: dict[str, Any], version: int, path: Path) -> list[str]:
@@ -383,10 +412,13 @@ def _class_weight_param(value: dict[str, Any], path: Path) -> dict[Any, float]:
 def _check_history(history: list, path: Path) -> None:
     numbers = set(HISTORY_COLUMNS) - {"stage", "member", "epoch"}
     for i, row in enumerate(history):
-        ok = isinstance(row, dict) and set(row) <= set(HISTORY_COLUMNS) \
+        # columns beyond HISTORY_COLUMNS are numbers that user callbacks recorded
+        extra = set(row) - set(HISTORY_COLUMNS) if isinstance(row, dict) else set()
+        ok = isinstance(row, dict) \
+            and all(isinstance(k, str) and 0 < len(k) <= 200 for k in extra) \
             and isinstance(row.get("stage"), str) \
             and all(_int(row.get(k), low=0) for k in ("member", "epoch") if k in row) \
-            and all(row[k] is None or _number(row[k]) for k in numbers & set(row))
+            and all(row[k] is None or _number(row[k]) for k in (numbers | extra) & set(row))
         if not ok:
             raise invalid(path, f"history[{i}]", f"is not a valid history row: {_short(row)}.")
 

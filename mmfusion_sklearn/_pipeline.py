@@ -384,6 +384,7 @@ def predict_log_proba(
     num_workers: int,
     on_read_error: str,
     verbose: int = 0,
+    temperatures: Any = None,
 ) -> np.ndarray:
     """Log of the members' mean class probabilities, batch by batch.
 
@@ -417,6 +418,9 @@ def predict_log_proba(
         What an unreadable file does.
     verbose : int, default=0
         A progress bar over batches when > 0.
+    temperatures : TemperatureTable, default=None
+        Divides each sample's log-probabilities by the temperature of the modalities
+        it has (then renormalised); None leaves them as they are.
 
     Returns
     -------
@@ -478,6 +482,8 @@ def predict_log_proba(
                     for module in modules
                 ])
             mean = (torch.logsumexp(logs, dim=0) - math.log(len(modules))).cpu().numpy()
+            if temperatures is not None:
+                mean = temperatures.scale(mean, batch_present.numpy())
             bad = np.flatnonzero(~np.isfinite(mean).all(axis=1))
             if len(bad):  # never a NaN probability, nor classes_[0] for a NaN
                 raise ValueError(

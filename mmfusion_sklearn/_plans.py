@@ -163,12 +163,56 @@ def history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`HISTORY_COLUMNS`; NaN where a stage does not record a value.
+        Columns :data:`HISTORY_COLUMNS`, then any other number the rows hold (what
+        user callbacks record, e.g. an LR scheduler's ``event_lr``); NaN where a stage
+        does not record a value.
     """
+    extra = [k for k in dict.fromkeys(k for row in rows for k in row)
+             if k not in HISTORY_COLUMNS and k not in SKORCH_BOOKKEEPING
+             and not k.endswith("_best")
+             and all(_is_number(row.get(k)) for row in rows)]
+    columns = HISTORY_COLUMNS + extra
     frame = pd.DataFrame(
-        [{k: np.nan if row.get(k) is None else row[k] for k in HISTORY_COLUMNS}
-         for row in rows],
-        columns=HISTORY_COLUMNS,
+        [{k: np.nan if row.get(k) is None else row[k] for k in columns} for row in rows],
+        columns=columns,
     )
     return frame.astype({"member": int, "epoch": int,
-                         **dict.fromkeys(HISTORY_COLUMNS[3:], float)})
+                         **dict.fromkeys(columns[3:], float)})
+
+
+#: Keys of skorch's history rows that ``history_`` leaves out (per-batch records,
+#: batch counts; ``*_best`` flags are left out too).
+SKORCH_BOOKKEEPING = {"batches", "train_batch_count", "valid_batch_count"}
+
+
+def _is_number(value: Any) -> bool:
+    """A number (or None) that a history column can hold; bools are left out."""
+    if value is None:
+        return True
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, (bool, np.bool_))
+
+
+def temperature_frame(table: Any, names: list[str], counts: list[int]) -> pd.DataFrame:
+    """The ``temperatures_`` table: one row per calibrated subset of modalities.
+
+    Parameters
+    ----------
+    table : TemperatureTable
+        Patterns and their temperatures.
+    names : list of str
+        Modality names, in the order of the patterns' columns.
+    counts : list of int
+        Held-out rows behind each temperature.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``modalities`` (joined by "+"), ``temperature`` and ``n_samples``.
+    """
+    return pd.DataFrame({
+        "modalities": ["+".join(n for n, keep in zip(names, p) if keep)
+                       for p in table.patterns],
+        "temperature": table.temperatures,
+        "n_samples": counts,
+    })

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -312,6 +313,21 @@ def make_grad_scaler(device: torch.device | str, precision: str):
             f"precision='16-mixed' on {device.type!r} needs torch >= 2.3 (this is "
             f"{torch.__version__}); use precision='bf16-mixed' on the CPU."
         ) from exc
+
+
+@contextmanager
+def torch_threads(n_threads: int | None):
+    """Run the block with ``torch.set_num_threads(n_threads)``, restored afterwards
+    (None: leave torch's setting alone)."""
+    if n_threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _as_float32(value):

@@ -1,29 +1,50 @@
-"""Scores under missing modalities: per-subset reports and modality importance."""
+"""Scores and explanations under missing modalities.
+
+Per-subset reports (:func:`missing_modality_report`), leave-one-modality-out importance
+(:func:`modality_importance`) and per-sample contributions of each modality
+(:func:`modality_contributions`). Every function takes ``X`` in any form the fitted
+estimator takes (a dict, records, a MultimodalData, a DataFrame with the estimator's
+column assignment, a plain table): it is read by the estimator's own input handling
+when the estimator (or the first step of its pipeline) is one of this package's, and
+as :class:`~mmfusion_sklearn.MultimodalData` otherwise.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import check_scoring
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ._data import MultimodalData, as_multimodal
 
-__all__ = ["missing_modality_report", "modality_importance", "restrict_modalities"]
+__all__ = [
+    "missing_modality_report",
+    "modality_contributions",
+    "modality_importance",
+    "restrict_modalities",
+]
 
 
-def restrict_modalities(X: Any, keep: list[str] | tuple[str, ...]) -> MultimodalData:
+def restrict_modalities(
+    X: Any, keep: list[str] | tuple[str, ...], *, modalities: dict | None = None
+) -> MultimodalData:
     """Return ``X`` with only the modalities in ``keep`` (the others left out).
 
     Parameters
     ----------
-    X : dict, list of dict or MultimodalData
+    X : dict, list of dict, MultimodalData or DataFrame
         Samples.
     keep : list of str
         Modalities to keep.
+    modalities : dict, default=None
+        For DataFrame input: which columns form which modality, as in
+        :class:`~mmfusion_sklearn.MultimodalData`.
 
     Returns
     -------
@@ -38,11 +59,76 @@ def restrict_modalities(X: Any, keep: list[str] | tuple[str, ...]) -> Multimodal
     >>> restrict_modalities(X, ["a"]).modality_names
     ['a']
     """
-    data = as_multimodal(X)
+    data = as_multimodal(X, modalities=modalities)
+    if isinstance(keep, str):
+        keep = [keep]
     unknown = [name for name in keep if name not in data]
     if unknown:
         raise ValueError(f"X has no modalities {unknown}; it has {data.modality_names}.")
-    return MultimodalData({name: data.values(name) for name in keep})
+    return data._modalities(list(keep))
+
+
+# -- reading X as the estimator does --------------------------------------------------
+def _unwrap(estimator: Any) -> Any:
+    """The fitted estimator inside a search (``best_estimator_``), else ``estimator``."""
+    while hasattr(estimator, "best_estimator_"):
+        estimator = estimator.best_estimator_
+    return estimator
+
+
+def _input_step(estimator: Any) -> Any:
+    """The step that receives ``X``: the first step of a pipeline, else the estimator."""
+    estimator = _unwrap(estimator)
+    while isinstance(estimator, Pipeline) and estimator.steps:
+        estimator = _unwrap(estimator.steps[0][1])
+    return estimator
+
+
+def _final_step(estimator: Any) -> Any:
+    """The step that predicts: the last step of a pipeline, else the estimator."""
+    estimator = _unwrap(estimator)
+    while isinstance(estimator, Pipeline) and estimator.steps:
+        estimator = _unwrap(estimator.steps[-1][1])
+    return estimator
+
+
+def _estimator_data(estimator: Any, X: Any) -> MultimodalData:
+    """``X`` as MultimodalData, read the way ``estimator`` reads it."""
+    step = _input_step(estimator)
+    if hasattr(step, "_as_data"):  # this package's classifier or ModalityTransformer
+        return step._as_data(X, reset=False)
+    return as_multimodal(X)
+
+
+def _check_y(data: MultimodalData, y: Any) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be one label per sample (1-D). Got shape {y.shape} instead.")
+    if len(y) != len(data):
+        raise ValueError(f"Number of samples in X ({len(data)}) and y ({len(y)}) do not match.")
+    return y
+
+
+def _scorers(estimator: Any, scoring: Any) -> tuple[Any, list[str], bool]:
+    """A scorer returning ``{name: score}``, the names, and whether one was asked for."""
+    if scoring is None:
+        scoring = "roc_auc" if len(_unwrap(estimator).classes_) == 2 else "accuracy"
+    if isinstance(scoring, str):
+        return check_scoring(estimator, scoring=[scoring]), [scoring], True
+    if isinstance(scoring, Mapping):
+        names = list(scoring)
+    elif isinstance(scoring, (list, tuple)):
+        names = list(scoring)
+    else:
+        raise ValueError(
+            "The 'scoring' parameter must be None, a scorer name, a list of scorer names "
+            f"or a dict {{name: scorer}}. Got {scoring!r} instead."
+        )
+    if not names:
+        raise ValueError("The 'scoring' parameter is empty: name at least one scorer.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"The 'scoring' parameter names a scorer twice. Got {names} instead.")
+    return check_scoring(estimator, scoring=scoring), names, False
 
 
 def _subsets(names: list[str], max_size: int | None) -> list[tuple[str, ...]]:
@@ -54,7 +140,7 @@ def missing_modality_report(
     estimator: Any,
     X: Any,
     y: Any,
-    scoring: str | list[str] | None = None,
+    scoring: str | list[str] | dict | None = None,
     subsets: list[tuple[str, ...]] | None = None,
 ) -> pd.DataFrame:
     """Score a fitted estimator on every non-empty subset of modalities.
@@ -66,14 +152,15 @@ def missing_modality_report(
     Parameters
     ----------
     estimator : fitted MultimodalFusionClassifier
-        Any fitted classifier accepting multimodal X.
-    X : dict, list of dict or MultimodalData
-        Test samples.
+        Any fitted classifier accepting multimodal X (also a pipeline or a search
+        around one).
+    X : dict, list of dict, MultimodalData, DataFrame or array-like
+        Test samples, in any form the estimator takes.
     y : array-like of shape (n_samples,)
         True labels.
-    scoring : str, list of str or None, default=None
-        scikit-learn scorer name(s); None uses ``"roc_auc"`` for two classes and
-        ``"accuracy"`` otherwise.
+    scoring : str, list of str, dict or None, default=None
+        scikit-learn scorer name(s), or a dict ``{name: scorer}``; None uses
+        ``"roc_auc"`` for two classes and ``"accuracy"`` otherwise.
     subsets : list of tuple of str, default=None
         Subsets to score; None scores all non-empty subsets, largest first.
 
@@ -82,6 +169,10 @@ def missing_modality_report(
     pandas.DataFrame
         One row per subset: ``modalities`` (joined by "+"), ``n_samples``,
         ``n_dropped`` and one column per scorer.
+
+    See Also
+    --------
+    modality_importance : The drop in score when each modality is withheld.
 
     Examples
     --------
@@ -93,27 +184,23 @@ def missing_modality_report(
     >>> X = MultimodalData({"a": rng.normal(size=(60, 2)) + y[:, None],
     ...                     "b": rng.normal(size=(60, 3)) - y[:, None]})
     >>> clf = MultimodalFusionClassifier(embed_dim=8, max_epochs=3, pretrain_epochs=0,
-    ...                                  random_state=0).fit(X, y)
+    ...                                  device="cpu", random_state=0).fit(X, y)
     >>> missing_modality_report(clf, X, y)["modalities"].tolist()
     ['a+b', 'a', 'b']
     """
     check_is_fitted(estimator)
-    data = as_multimodal(X)
-    y = np.asarray(y)
-    if len(y) != len(data):
-        raise ValueError(f"Number of samples in X ({len(data)}) and y ({len(y)}) do not match.")
-    if scoring is None:
-        scoring = "roc_auc" if len(estimator.classes_) == 2 else "accuracy"
-    names = [scoring] if isinstance(scoring, str) else list(scoring)
-    scorers = {name: check_scoring(estimator, scoring=name) for name in names}
+    data = _estimator_data(estimator, X)
+    y = _check_y(data, y)
+    scorer, names, _ = _scorers(estimator, scoring)
     rows = []
     for subset in subsets or _subsets(data.modality_names, None):
         restricted = restrict_modalities(data, list(subset))
         keep = restricted.presence.to_numpy().any(axis=1)
-        row = {"modalities": "+".join(subset), "n_samples": int(keep.sum()),
-               "n_dropped": int((~keep).sum())}
-        for name, scorer in scorers.items():
-            row[name] = scorer(estimator, restricted[keep], y[keep]) if keep.any() else np.nan
+        row: dict[str, Any] = {"modalities": "+".join(subset), "n_samples": int(keep.sum()),
+                               "n_dropped": int((~keep).sum())}
+        scores = scorer(estimator, restricted[keep], y[keep]) if keep.any() else {}
+        for name in names:
+            row[name] = scores.get(name, np.nan)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -122,7 +209,7 @@ def modality_importance(
     estimator: Any,
     X: Any,
     y: Any,
-    scoring: str | None = None,
+    scoring: str | list[str] | dict | None = None,
 ) -> pd.DataFrame:
     """Drop in score when each modality is withheld (leave-one-modality-out).
 
@@ -134,39 +221,193 @@ def modality_importance(
     Parameters
     ----------
     estimator : fitted MultimodalFusionClassifier
-        Any fitted classifier accepting multimodal X.
-    X : dict, list of dict or MultimodalData
-        Samples, ideally held out from training.
+        Any fitted classifier accepting multimodal X (also a pipeline or a search
+        around one).
+    X : dict, list of dict, MultimodalData, DataFrame or array-like
+        Samples, ideally held out from training, in any form the estimator takes.
     y : array-like of shape (n_samples,)
         True labels.
-    scoring : str, default=None
-        A scikit-learn scorer name; None uses ``"roc_auc"`` for two classes, else
+    scoring : str, list of str, dict or None, default=None
+        A scikit-learn scorer name; or several, as a list of names or a dict
+        ``{name: scorer}``. None uses ``"roc_auc"`` for two classes, else
         ``"accuracy"``.
 
     Returns
     -------
     pandas.DataFrame
-        One row per modality, sorted by ``importance`` (score with all modalities
-        minus score without it), with ``score_full`` and ``score_without``.
+        With one scorer (a name or None): one row per modality, sorted by
+        ``importance`` (score with all modalities minus score without it), with
+        ``score_full`` and ``score_without``. With several (a list or dict, even of
+        one): long format, one row per scorer and modality, columns ``modality``,
+        ``scorer``, ``score_full``, ``score_without``, ``importance``; grouped by
+        scorer in the order given, each group sorted by ``importance``. A modality
+        that is the only one has NaN importance (there is nothing left to score).
+
+    See Also
+    --------
+    missing_modality_report : Scores on every subset of modalities.
+    modality_contributions : Per-sample change in log-odds from each modality.
+    sklearn.inspection.permutation_importance : Takes a MultimodalData and permutes
+        whole modalities across samples.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfusion_sklearn import MultimodalFusionClassifier, MultimodalData
+    >>> from mmfusion_sklearn.metrics import modality_importance
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([0, 1], 30)
+    >>> X = MultimodalData({"signal": rng.normal(size=(60, 2)) + 2 * y[:, None],
+    ...                     "noise": rng.normal(size=(60, 3))})
+    >>> clf = MultimodalFusionClassifier(embed_dim=8, max_epochs=3, pretrain_epochs=0,
+    ...                                  device="cpu", random_state=0).fit(X, y)
+    >>> modality_importance(clf, X, y).columns.tolist()
+    ['modality', 'score_full', 'score_without', 'importance']
+    >>> long = modality_importance(clf, X, y, scoring=["roc_auc", "accuracy"])
+    >>> long[["scorer", "modality"]].shape
+    (4, 2)
     """
     check_is_fitted(estimator)
-    data = as_multimodal(X)
-    y = np.asarray(y)
-    if scoring is None:
-        scoring = "roc_auc" if len(estimator.classes_) == 2 else "accuracy"
-    scorer = check_scoring(estimator, scoring=scoring)
+    data = _estimator_data(estimator, X)
+    y = _check_y(data, y)
+    scorer, names, single = _scorers(estimator, scoring)
     rows = []
-    for name in data.modality_names:
-        others = [n for n in data.modality_names if n != name]
+    for modality in data.modality_names:
+        others = [n for n in data.modality_names if n != modality]
         if not others:
-            rows.append({"modality": name, "score_full": scorer(estimator, data, y),
-                         "score_without": np.nan, "importance": np.nan})
+            full = scorer(estimator, data, y)
+            rows += [{"modality": modality, "scorer": name, "score_full": full[name],
+                      "score_without": np.nan, "importance": np.nan} for name in names]
             continue
-        restricted = restrict_modalities(data, others)
+        restricted = data._modalities(others)
         keep = restricted.presence.to_numpy().any(axis=1)
         full = scorer(estimator, data[keep], y[keep])
         without = scorer(estimator, restricted[keep], y[keep])
-        rows.append({"modality": name, "score_full": full, "score_without": without,
-                     "importance": full - without})
+        rows += [{"modality": modality, "scorer": name, "score_full": full[name],
+                  "score_without": without[name],
+                  "importance": full[name] - without[name]} for name in names]
     frame = pd.DataFrame(rows)
-    return frame.sort_values("importance", ascending=False, ignore_index=True)
+    frame["order"] = frame["scorer"].map({name: i for i, name in enumerate(names)})
+    frame = frame.sort_values(["order", "importance"], ascending=[True, False],
+                              ignore_index=True, kind="stable").drop(columns="order")
+    if single:
+        return frame.drop(columns="scorer")
+    return frame
+
+
+def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.DataFrame:
+    """Per sample and per modality, the change in log-odds that the modality brings.
+
+    The contribution of modality m to sample i is the model's output for i on the full
+    input minus its output with m withheld (replaced by its token, as when it is
+    missing), everything else unchanged. Positive values push towards ``target``.
+
+    - A modality absent from a sample contributes exactly 0.
+    - A sample whose only modality is m has NaN for m: without it there is nothing to
+      predict from.
+    - Contributions need not add up to the full output: modalities interact through
+      the fusion network (and through the shared tokens).
+
+    Parameters
+    ----------
+    estimator : fitted MultimodalFusionClassifier
+        Any fitted classifier accepting multimodal X (also a pipeline or a search
+        around one). For this package's classifier the output is its
+        ``decision_function``; for other classifiers it is computed from
+        ``predict_proba``.
+    X : dict, list of dict, MultimodalData, DataFrame or array-like
+        Samples, in any form the estimator takes.
+    target : label or None, default=None
+        The class whose score is explained. Two classes: the output is the log-odds of
+        ``target``, by default ``classes_[1]`` (the ``decision_function``). More
+        classes: the output is the log-probability of ``target``; None explains, for
+        each sample, the class predicted from its full input (``predict``).
+
+    Returns
+    -------
+    pandas.DataFrame of shape (n_samples, n_modalities)
+        One column per modality (those the estimator was fitted on, when it is this
+        package's classifier; else those of X), with X's row index when X is a
+        DataFrame.
+
+    See Also
+    --------
+    modality_importance : The drop in a score when each modality is withheld.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfusion_sklearn import MultimodalFusionClassifier
+    >>> from mmfusion_sklearn.metrics import modality_contributions
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([0, 1], 30)
+    >>> X = {"signal": rng.normal(size=(60, 2)) + 2 * y[:, None],
+    ...      "noise": [rng.normal(size=3) if i % 4 else None for i in range(60)]}
+    >>> clf = MultimodalFusionClassifier(embed_dim=8, max_epochs=3, pretrain_epochs=0,
+    ...                                  device="cpu", random_state=0).fit(X, y)
+    >>> contributions = modality_contributions(clf, X)
+    >>> contributions.shape
+    (60, 2)
+    >>> contributions.loc[0].tolist()         # sample 0 has no 'noise': only 'signal'
+    [nan, 0.0]
+    """
+    check_is_fitted(estimator)
+    data = _estimator_data(estimator, X)
+    classes = np.asarray(_unwrap(estimator).classes_)
+    step = _input_step(estimator)
+    names = list(step.modalities_) if _is_ours(step) else data.modality_names
+    n = len(data)
+    full = _log_scores(estimator, data)
+    if target is None:
+        target_index = np.full(n, 1) if len(classes) == 2 else full.argmax(axis=1)
+    else:
+        matches = [i for i, label in enumerate(classes.tolist()) if label == target]
+        if len(matches) != 1:
+            raise ValueError(
+                f"The 'target' parameter must be None or one of the classes "
+                f"{classes.tolist()}. Got {target!r} instead."
+            )
+        target_index = np.full(n, int(matches[0]))
+    full_output = _output(full, target_index)
+    out = np.zeros((n, len(names)))
+    for j, name in enumerate(names):
+        present = data.present(name)
+        others = [m for m in data.modality_names if m != name]
+        rest = (np.stack([data.present(m) for m in others], axis=1).any(axis=1)
+                if others else np.zeros(n, dtype=bool))
+        out[present & ~rest, j] = np.nan
+        rows = np.flatnonzero(present & rest)
+        if len(rows):
+            without = _log_scores(estimator, data._modalities(others)._rows(rows))
+            out[rows, j] = full_output[rows] - _output(without, target_index[rows])
+    index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n)
+    return pd.DataFrame(out, index=index, columns=pd.Index(names, dtype=object))
+
+
+def _is_ours(estimator: Any) -> bool:
+    from ._estimator import MultimodalFusionClassifier
+
+    return isinstance(estimator, MultimodalFusionClassifier)
+
+
+def _log_scores(estimator: Any, data: MultimodalData) -> np.ndarray:
+    """``(n, n_classes)`` log-probabilities, or ``(n,)`` log-odds of ``classes_[1]``.
+
+    This package's classifier gives them exactly through ``decision_function``; other
+    classifiers through the log of ``predict_proba``.
+    """
+    if _is_ours(_final_step(estimator)):
+        return np.asarray(estimator.decision_function(data), dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        log_proba = np.log(np.asarray(estimator.predict_proba(data), dtype=np.float64))
+    if log_proba.shape[1] == 2:
+        return log_proba[:, 1] - log_proba[:, 0]
+    return log_proba
+
+
+def _output(scores: np.ndarray, target_index: np.ndarray) -> np.ndarray:
+    """The explained output per sample: log-odds of the target (two classes, from the
+    log-odds of ``classes_[1]``) or its log-probability (more classes)."""
+    if scores.ndim == 1:
+        return np.where(target_index == 1, scores, -scores)
+    return scores[np.arange(len(scores)), target_index]

@@ -228,15 +228,15 @@ def test_interrupt_in_training_keeps_the_best_weights_and_warns(monkeypatch):
 
     X, y = _table_data()
     calls = {"n": 0}
-    original = _training.FusionNet.fit_loop
+    original = _training.FusionNet.run_single_epoch
 
-    def interrupted(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 8:  # in the second epoch of five members
+    def interrupted(self, iterator, training, *args, **kwargs):
+        calls["n"] += training
+        if training and calls["n"] == 8:  # in the second epoch of five members
             raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
+        return original(self, iterator, training, *args, **kwargs)
 
-    monkeypatch.setattr(_training.FusionNet, "fit_loop", interrupted)
+    monkeypatch.setattr(_training.FusionNet, "run_single_epoch", interrupted)
     with pytest.warns(UserWarning, match="interrupted"):
         clf = fast_clf(**STOPPING).fit(X, y)
     assert clf.best_epoch_ in (0, 1)

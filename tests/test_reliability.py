@@ -138,7 +138,7 @@ def test_one_interrupt_in_the_contrastive_stage_stops_the_whole_fit(monkeypatch)
 
     calls = {"contrastive": 0, "classification": 0}
     contrastive_loop = _training.ContrastiveNet.fit_loop
-    task_loop = _training.FusionNet.fit_loop
+    task_epoch = _training.FusionNet.run_single_epoch
 
     def contrastive(self, *args, **kwargs):
         calls["contrastive"] += 1
@@ -146,12 +146,12 @@ def test_one_interrupt_in_the_contrastive_stage_stops_the_whole_fit(monkeypatch)
             raise KeyboardInterrupt
         return contrastive_loop(self, *args, **kwargs)
 
-    def task(self, *args, **kwargs):
+    def task(self, *args, **kwargs):  # each training and validation pass of an epoch
         calls["classification"] += 1
-        return task_loop(self, *args, **kwargs)
+        return task_epoch(self, *args, **kwargs)
 
     monkeypatch.setattr(_training.ContrastiveNet, "fit_loop", contrastive)
-    monkeypatch.setattr(_training.FusionNet, "fit_loop", task)
+    monkeypatch.setattr(_training.FusionNet, "run_single_epoch", task)
     X, y = make_multimodal(n=40)
     clf = fast_clf(pretrain_epochs=5, max_epochs=5)
     with pytest.warns(UserWarning, match="Training was interrupted"):

@@ -14,7 +14,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 #: Pages with examples; every .rst page holding a ``>>>`` prompt must be listed here.
-PAGES = ["user_guide.rst"]
+PAGES = ["user_guide.rst", "plotting.rst", "tuning.rst", "explanations.rst"]
 
 
 def test_every_page_with_examples_is_tested():

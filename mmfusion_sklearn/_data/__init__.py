@@ -1,6 +1,6 @@
 """Input parsing and the MultimodalData container (no torch here)."""
 
-from .container import MultimodalData, as_multimodal
+from .container import MultimodalData, as_multimodal, recorded_spec
 from .inference import infer_kind
 from .modality import KINDS, Modality, resolve_modality_spec
 
@@ -10,5 +10,6 @@ __all__ = [
     "MultimodalData",
     "as_multimodal",
     "infer_kind",
+    "recorded_spec",
     "resolve_modality_spec",
 ]

@@ -1,0 +1,440 @@
+"""Hyperparameter tuning with Optuna: a search space, a trial helper and :func:`tune`.
+
+:func:`default_search_space` is a dict of Optuna distributions over the estimator's
+parameters, usable as ``param_distributions`` of optuna-integration's
+``OptunaSearchCV``; :func:`suggest_params` draws a dict for ``set_params`` from a
+trial; :func:`tune` runs a whole study: cross-validated trials that report the
+pooled validation loss epoch by epoch (so Optuna's pruners stop poor trials early),
+stored in SQLite by default (calling again resumes the study), and the best
+parameters refitted on all the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv
+from sklearn.utils import _safe_indexing
+from skorch.callbacks import Callback
+
+from ._data import MultimodalData
+from ._ensemble import TrainingDivergedError
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "DEFAULT_STUDY_NAME",
+    "PruningCallback",
+    "TuningResult",
+    "default_search_space",
+    "suggest_params",
+    "tune",
+]
+
+#: Where :func:`tune` keeps its study when ``storage`` is None: an SQLite file in the
+#: current working folder.
+DEFAULT_STORAGE = "sqlite:///mmfusion_sklearn_tuning.db"
+#: The study :func:`tune` creates or resumes when ``study_name`` is None.
+DEFAULT_STUDY_NAME = "mmfusion_sklearn"
+#: What a study records about its data, so that resuming it with other data is refused.
+_FINGERPRINT_KEY = "mmfusion_sklearn_data"
+
+
+def default_search_space() -> dict[str, Any]:
+    """Optuna distributions over the parameters worth tuning first.
+
+    The ranges hold from about a hundred samples to a hundred thousand: the
+    learning rate and weight decay (log scale), the width ``embed_dim``, the weight
+    of the single-modality terms, the length and pairs of the contrastive stage, the
+    fusion head, the batch size and the linear path.
+
+    Returns
+    -------
+    dict of str to optuna.distributions.BaseDistribution
+        Usable as ``param_distributions`` of ``OptunaSearchCV`` and by
+        :func:`suggest_params`; edit a copy to narrow or widen it.
+
+    Examples
+    --------
+    >>> from mmfusion_sklearn.tuning import default_search_space
+    >>> sorted(default_search_space())[:3]
+    ['batch_size', 'contrastive', 'embed_dim']
+    """
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    return {
+        "lr": FloatDistribution(1e-4, 1e-2, log=True),
+        "weight_decay": FloatDistribution(1e-6, 1e-1, log=True),
+        "embed_dim": CategoricalDistribution([32, 64, 128, 256]),
+        "unimodal_weight": FloatDistribution(0.0, 2.0),
+        "pretrain_epochs": IntDistribution(0, 20, step=5),
+        "contrastive": CategoricalDistribution(["fused", "unimodal"]),
+        "fusion": CategoricalDistribution(["mlp", "transformer"]),
+        "batch_size": CategoricalDistribution([32, 64, 128]),
+        "linear_path": CategoricalDistribution([True, False]),
+    }
+
+
+def suggest_params(trial: Any, search_space: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Draw one value per parameter of ``search_space`` from an Optuna trial.
+
+    Parameters
+    ----------
+    trial : optuna.trial.Trial
+        The trial (inside an objective function).
+    search_space : dict, default=None
+        Parameter names to Optuna distributions; None is
+        :func:`default_search_space`.
+
+    Returns
+    -------
+    dict
+        Ready for ``estimator.set_params(**params)``.
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from mmfusion_sklearn.tuning import suggest_params
+    >>> trial = optuna.create_study().ask()
+    >>> params = suggest_params(trial)
+    >>> 1e-4 <= params["lr"] <= 1e-2
+    True
+    """
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    space = default_search_space() if search_space is None else search_space
+    params = {}
+    for name, distribution in space.items():
+        if isinstance(distribution, FloatDistribution):
+            params[name] = trial.suggest_float(name, distribution.low, distribution.high,
+                                               log=distribution.log, step=distribution.step)
+        elif isinstance(distribution, IntDistribution):
+            params[name] = trial.suggest_int(name, distribution.low, distribution.high,
+                                             log=distribution.log, step=distribution.step)
+        elif isinstance(distribution, CategoricalDistribution):
+            params[name] = trial.suggest_categorical(name, distribution.choices)
+        else:
+            raise TypeError(
+                f"search_space[{name!r}] must be an Optuna FloatDistribution, "
+                f"IntDistribution or CategoricalDistribution. Got {distribution!r} instead."
+            )
+    return params
+
+
+class PruningCallback(Callback):
+    """Report the pooled validation loss to an Optuna trial each epoch; prune if told.
+
+    A skorch callback for the ``callbacks`` parameter of
+    :class:`~mmfusion_sklearn.MultimodalFusionClassifier`. It holds the trial, so it
+    is not copied per member: it runs once per classification epoch, when every
+    member has trained it. The value reported is ``sign * pooled_valid_loss`` (minus
+    the loss by default, so that higher is better like a scikit-learn score in a
+    maximised study).
+
+    Parameters
+    ----------
+    trial : optuna.trial.Trial
+        The trial to report to.
+    sign : {-1, 1}, default=-1
+        -1 for a study that maximises a score, 1 for one that minimises a loss.
+    step_offset : int, default=0
+        Added to the epoch number to form the reported step.
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from mmfusion_sklearn.tuning import PruningCallback
+    >>> callback = PruningCallback(optuna.create_study().ask())
+    >>> callback.sign
+    -1
+    """
+
+    def __init__(self, trial: Any, sign: int = -1, step_offset: int = 0) -> None:
+        self.trial = trial
+        self.sign = sign
+        self.step_offset = step_offset
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        """Report this epoch's pooled validation loss; raise TrialPruned when told."""
+        import optuna
+
+        row = net.history[-1]
+        if "pooled_valid_loss" not in row:  # no held-out rows: nothing to prune on
+            return
+        value = self.sign * float(row["pooled_valid_loss"])
+        step = self.step_offset + int(row["epoch"])
+        self.trial.report(value, step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"Pruned at epoch {row['epoch']} (value {value:.4g}).")
+
+
+@dataclass
+class TuningResult:
+    """What :func:`tune` returns.
+
+    Attributes
+    ----------
+    study : optuna.study.Study
+        The study, with every trial of this call and of earlier ones (resumed).
+    best_params_ : dict
+        Parameters of the best trial.
+    best_score_ : float
+        Its mean cross-validated score.
+    best_estimator_ : estimator or None
+        A clone of the estimator with ``best_params_``, fitted on all the data (None
+        with ``refit=False``).
+    """
+
+    study: Any
+    best_params_: dict[str, Any]
+    best_score_: float
+    best_estimator_: Any = None
+
+    def trials_dataframe(self):
+        """The study's trials as a DataFrame (``study.trials_dataframe()``)."""
+        return self.study.trials_dataframe()
+
+
+def tune(
+    estimator: Any,
+    X: Any,
+    y: Any,
+    *,
+    n_trials: int,
+    cv: Any = 5,
+    scoring: Any = None,
+    storage: Any = None,
+    study_name: str | None = None,
+    pruner: Any = None,
+    timeout: float | None = None,
+    n_jobs: int = 1,
+    search_space: dict[str, Any] | None = None,
+    sampler: Any = None,
+    random_state: int | None = None,
+    refit: bool = True,
+) -> TuningResult:
+    """Tune an estimator's parameters with an Optuna study.
+
+    Each trial draws parameters (:func:`suggest_params`), cross-validates a clone of
+    ``estimator`` with them and returns the mean score. In the first fold, the
+    classification stage reports minus the pooled validation loss at every epoch
+    (:class:`PruningCallback`), so that ``pruner`` stops trials that fall behind;
+    that needs ``early_stopping=True`` (the held-out rows), which is the default.
+    A trial whose training diverges counts as failed; the study goes on.
+
+    Parameters
+    ----------
+    estimator : MultimodalFusionClassifier
+        The estimator whose clones are tuned; its parameters outside the search
+        space stay as they are.
+    X : dict, list of dict, MultimodalData, DataFrame or array-like
+        Training samples, in any form the estimator accepts.
+    y : array-like of shape (n_samples,)
+        Labels.
+    n_trials : int
+        The number of finished (complete or pruned) trials the study should hold:
+        a resumed study that already has them runs no more; several processes that
+        share a study stop together once it has them.
+    cv : int or cross-validation generator, default=5
+        As in ``cross_val_score`` (an int is a ``StratifiedKFold``).
+    scoring : str or callable, default=None
+        A scikit-learn scorer; None is ``"roc_auc"`` for two classes and
+        ``"neg_log_loss"`` for more. Higher is better.
+    storage : str, optuna storage or None, default=None
+        Any Optuna storage URL (``"sqlite:///tuning.db"``,
+        ``"postgresql://..."``) or object (e.g. ``optuna.storages.JournalStorage``);
+        None is :data:`DEFAULT_STORAGE`, an SQLite file in the current folder.
+    study_name : str, default=None
+        The study to create or resume; None is :data:`DEFAULT_STUDY_NAME`. A study
+        that holds trials for other data (samples, modalities, classes, scoring) is
+        refused.
+    pruner : optuna.pruners.BasePruner, default=None
+        None is Optuna's default (``MedianPruner``); ``optuna.pruners.NopPruner()``
+        disables pruning.
+    timeout : float, default=None
+        Stop starting trials after this many seconds.
+    n_jobs : int, default=1
+        Trials run in parallel threads of this process (Optuna's ``n_jobs``); torch
+        then uses the cores divided by ``n_jobs`` threads. For several processes or
+        machines, run ``tune`` in each with one shared ``storage``.
+    search_space : dict, default=None
+        Parameter names to Optuna distributions; None is
+        :func:`default_search_space`.
+    sampler : optuna.samplers.BaseSampler, default=None
+        None is a ``TPESampler`` seeded with ``random_state``.
+    random_state : int, default=None
+        Seeds the default sampler.
+    refit : bool, default=True
+        Fit the best parameters on all of ``X`` (``best_estimator_``).
+
+    Returns
+    -------
+    TuningResult
+        ``study``, ``best_params_``, ``best_score_``, ``best_estimator_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import optuna
+    >>> from mmfusion_sklearn import MultimodalFusionClassifier
+    >>> from mmfusion_sklearn.tuning import tune
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([0, 1], 30)
+    >>> X = {"a": rng.normal(size=(60, 3)) + y[:, None], "b": rng.normal(size=(60, 2))}
+    >>> clf = MultimodalFusionClassifier(embed_dim=8, max_epochs=3, pretrain_epochs=0,
+    ...                                  device="cpu", random_state=0)
+    >>> space = {"lr": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)}
+    >>> result = tune(clf, X, y, n_trials=2, cv=2, search_space=space,
+    ...               storage=optuna.storages.InMemoryStorage(), random_state=0)
+    >>> sorted(result.best_params_), result.best_estimator_.lr == result.best_params_["lr"]
+    (['lr'], True)
+    """
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    if not (isinstance(n_trials, (int, np.integer)) and not isinstance(n_trials, bool)
+            and n_trials >= 1):
+        raise ValueError(f"n_trials must be an int >= 1. Got {n_trials!r} instead.")
+    if not (isinstance(n_jobs, (int, np.integer)) and (n_jobs >= 1 or n_jobs == -1)):
+        raise ValueError(f"n_jobs must be an int >= 1, or -1. Got {n_jobs!r} instead.")
+    space = default_search_space() if search_space is None else dict(search_space)
+    known = set(estimator.get_params(deep=False))
+    unknown = sorted(set(space) - known)
+    if unknown:
+        raise ValueError(
+            f"search_space names parameters that {type(estimator).__name__} does not "
+            f"have: {unknown}. Got {sorted(space)} instead."
+        )
+    data = MultimodalData(X) if isinstance(X, (dict, list)) else X
+    y = np.asarray(y)
+    n = _num_samples(data)
+    if len(y) != n:
+        raise ValueError(f"Number of samples in X ({n}) and y ({len(y)}) do not match.")
+    classes = np.unique(y)
+    if scoring is None:
+        scoring = "roc_auc" if len(classes) == 2 else "neg_log_loss"
+    scorer = check_scoring(estimator, scoring=scoring)
+    splitter = check_cv(cv, y, classifier=True)
+    folds = list(splitter.split(np.zeros((n, 1)), y))
+
+    study = optuna.create_study(
+        storage=DEFAULT_STORAGE if storage is None else storage,
+        study_name=DEFAULT_STUDY_NAME if study_name is None else study_name,
+        sampler=optuna.samplers.TPESampler(seed=random_state) if sampler is None else sampler,
+        pruner=pruner, direction="maximize", load_if_exists=True,
+    )
+    _check_fingerprint(study, {
+        "n_samples": int(n), "classes": [str(c) for c in classes],
+        "modalities": _modality_names(data), "scoring": str(scoring),
+        "n_folds": len(folds), "estimator": type(estimator).__name__,
+    })
+    workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+    # epoch-level reports need held-out rows and a callbacks parameter to carry them
+    params = estimator.get_params(deep=False)
+    prunable = "callbacks" in params and bool(params.get("early_stopping", False))
+
+    def objective(trial: Any) -> float:
+        params = suggest_params(trial, space)
+        scores = []
+        for fold, (train, test) in enumerate(folds):
+            model = clone(estimator).set_params(**params)
+            if workers > 1 and "n_threads" in params:  # one process-wide count, set below
+                model.set_params(n_threads=None)
+            if fold == 0 and prunable:
+                model.set_params(callbacks=[*(model.callbacks or []),
+                                            ("optuna_pruning", PruningCallback(trial))])
+            model.fit(_rows(data, train), y[train])
+            scores.append(float(scorer(model, _rows(data, test), y[test])))
+        trial.set_user_attr("cv_scores", scores)
+        return float(np.mean(scores))
+
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    remaining = n_trials - len(study.get_trials(deepcopy=False, states=finished))
+    if remaining > 0:
+        with _thread_share(workers):
+            study.optimize(
+                objective, n_trials=remaining, timeout=timeout, n_jobs=workers,
+                catch=(TrainingDivergedError,),
+                callbacks=[MaxTrialsCallback(n_trials, states=finished)],
+            )
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise RuntimeError(
+            f"No trial of study {study.study_name!r} completed (each was pruned or "
+            "failed); see result.study.trials for their states and errors."
+        )
+    best = study.best_trial
+    best_estimator = None
+    if refit:
+        best_estimator = clone(estimator).set_params(**best.params).fit(X, y)
+    return TuningResult(study=study, best_params_=dict(best.params),
+                        best_score_=float(best.value), best_estimator_=best_estimator)
+
+
+def _num_samples(data: Any) -> int:
+    if isinstance(data, MultimodalData) or not hasattr(data, "shape"):
+        return len(data)
+    return int(data.shape[0])
+
+
+def _rows(data: Any, index: np.ndarray) -> Any:
+    """The samples at ``index`` of ``data`` (MultimodalData, DataFrame or array)."""
+    if isinstance(data, MultimodalData):
+        return data[index]
+    return _safe_indexing(data, index)
+
+
+def _modality_names(data: Any) -> list[str]:
+    if isinstance(data, MultimodalData):
+        return list(data.modality_names)
+    columns = getattr(data, "columns", None)
+    return [str(c) for c in columns] if columns is not None else []
+
+
+def _check_fingerprint(study: Any, fingerprint: dict[str, Any]) -> None:
+    """Record what the study tunes on; refuse to resume it on other data."""
+    text = json.dumps(fingerprint, sort_keys=True)
+    recorded = study.user_attrs.get(_FINGERPRINT_KEY)
+    if recorded is None:
+        study.set_user_attr(_FINGERPRINT_KEY, text)
+    elif recorded != text:
+        raise ValueError(
+            f"The study {study.study_name!r} in this storage holds trials for other data "
+            f"or another scoring ({recorded}); resuming it would mix them. Pass another "
+            f"study_name or storage. Got {text} instead."
+        )
+
+
+class _thread_share:
+    """torch threads = cores / parallel trials while trials run in threads."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.before: int | None = None
+
+    def __enter__(self) -> None:
+        if self.workers > 1:
+            import torch
+
+            self.before = torch.get_num_threads()
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.workers))
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.before is not None:
+            import torch
+
+            torch.set_num_threads(self.before)
