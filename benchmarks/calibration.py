@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--ensemble-size", type=int, default=None,
                         help="networks per fit for both configurations (default: 'auto')")
+    parser.add_argument("--tag", default=None,
+                        help="names this run's section and result files (default: from "
+                             "--ensemble-size)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -201,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
         a for a in argv if a != "--report-only")
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.ensemble_size is None else f"_ensemble{args.ensemble_size}"
+    if args.tag:
+        suffix = f"_{args.tag}"
     stem = RESULTS / f"calibration{suffix}{'_quick' if args.quick else ''}"
     if args.report_only:
         frame = pd.read_csv(stem.with_suffix(".csv"))

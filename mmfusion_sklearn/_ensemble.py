@@ -336,15 +336,15 @@ class _Epochs:
         self.net.notify("on_epoch_end", **self.kwargs)
 
 
-def _epoch_loss(net: FusionNet, prefix: str) -> float:
-    """The epoch's mean batch loss, weighted by batch size (as skorch's scoring)."""
-    batches = net.history[-1, "batches"]
-    pairs = [(b[f"{prefix}_batch_size"], b[f"{prefix}_loss"]) for b in batches
-             if f"{prefix}_loss" in b]
+def _epoch_mean(net: FusionNet, key: str) -> float:
+    """The epoch's mean of a batch record (``train_loss``, ``valid_loss``, ...), weighted
+    by batch size as skorch's epoch scores are."""
+    size_key = key.split("_", 1)[0] + "_batch_size"
+    pairs = [(b[size_key], b[key]) for b in net.history[-1, "batches"] if key in b]
     if not pairs:
         return math.nan
-    sizes, losses = zip(*pairs)
-    return float(np.average(losses, weights=sizes))
+    sizes, values = zip(*pairs)
+    return float(np.average(values, weights=sizes))
 
 
 def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, verbose,
@@ -376,12 +376,15 @@ def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, ve
         for epoch in range(1, max_epochs + 1):
             for epoch_runner in epochs:
                 epoch_runner.run()
-            losses = [_epoch_loss(n, "train") for n in nets]
-            pooled = (_size_weighted_mean([_epoch_loss(n, "valid") for n in nets], sizes)
+            losses = [_epoch_mean(n, "train_loss") for n in nets]
+            pooled = (_size_weighted_mean([_epoch_mean(n, "valid_loss") for n in nets], sizes)
                       if stopping else 0.0)
             if stopping:
+                log_loss = _size_weighted_mean(
+                    [_epoch_mean(n, "valid_log_loss") for n in nets], sizes)
                 for net in nets:
                     net.history.record("pooled_valid_loss", pooled)
+                    net.history.record("pooled_valid_log_loss", log_loss)
             # callbacks (and skorch's epoch scores) see every member's epoch and the pool
             for epoch_runner in epochs:
                 epoch_runner.end()

@@ -212,10 +212,13 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         "classification"), ``member``, ``epoch``, ``train_loss``, ``valid_loss`` (the
         member's held-out rows; NaN without early stopping), ``pooled_valid_loss``
         (classification: the held-out loss over every member, which early stopping
-        watches), the contrastive stage's mean cosines between projections of two
-        samples of the same class and of different classes (``same_class_cosine``,
-        ``diff_class_cosine``, and their ``valid_`` counterparts on held-out rows) and
-        ``dur`` (seconds).
+        watches), ``pooled_valid_log_loss`` (the held-out log loss of the full input
+        alone over every member: unlike the objective, comparable between settings of
+        ``unimodal_weight`` or ``modality_dropout``; what tuning prunes on), the
+        contrastive stage's mean cosines between projections of two samples of the
+        same class and of different classes (``same_class_cosine``,
+        ``diff_class_cosine``, and their ``valid_`` counterparts on held-out rows),
+        ``dur`` (seconds), and any number that ``callbacks`` record.
     ensemble_size_ : int
         The number of networks trained (``ensemble_size`` resolved).
     best_epoch_ : int or None

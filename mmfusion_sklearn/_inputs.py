@@ -15,7 +15,7 @@ import pandas as pd
 from ._data import KINDS, Modality, MultimodalData, infer_kind, recorded_spec
 from ._data.inference import path_kind
 from ._preprocessing import make_preprocessor
-from ._preprocessing.tabular import _rows_text
+from ._preprocessing.tabular import _samples_have
 
 
 def is_multimodal_input(X: Any, spec: dict[str, Modality] | None) -> bool:
@@ -214,7 +214,7 @@ def presence_matrix(data: MultimodalData, names: list[str]) -> np.ndarray:
     empty = np.flatnonzero(~present.any(axis=1))
     if len(empty):
         raise ValueError(
-            f"Samples {_rows_text(empty)} have no modality at all; every sample needs "
+            f"{_samples_have(empty)} no modality at all; every sample needs "
             f"at least one of {names}."
         )
     return present

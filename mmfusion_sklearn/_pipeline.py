@@ -31,7 +31,7 @@ import torch
 from ._cache import FEATURE_CACHE, FeatureCache, callable_key, digest, sample_key
 from ._inputs import sample_shape
 from ._preprocessing import holds_files
-from ._preprocessing.tabular import _rows_text, warn_unseen_categories
+from ._preprocessing.tabular import _rows_text, _samples_have, warn_unseen_categories
 from ._torch.encoders import compute_features
 from ._training import BatchIterator, FusionDataset, autocast
 
@@ -471,7 +471,7 @@ def predict_log_proba(
             empty = np.flatnonzero(~batch_present.any(dim=1).numpy())
             if len(empty):
                 raise ValueError(
-                    f"Samples {_rows_text(rows[empty])} have no readable modality: their "
+                    f"{_samples_have(rows[empty])} no readable modality: the "
                     f"files could not be read ({_first_failure(dataset, log)})."
                 )
             inputs = {k: v.to(device) for k, v in inputs.items()}

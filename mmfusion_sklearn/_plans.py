@@ -25,8 +25,9 @@ AUTO_ENSEMBLE_SIZE = 5
 AUTO_ENSEMBLE_MAX_N = 5000
 #: Columns of ``history_``, in order.
 HISTORY_COLUMNS = ["stage", "member", "epoch", "train_loss", "valid_loss",
-                   "pooled_valid_loss", "same_class_cosine", "diff_class_cosine",
-                   "valid_same_class_cosine", "valid_diff_class_cosine", "dur"]
+                   "pooled_valid_loss", "pooled_valid_log_loss", "same_class_cosine",
+                   "diff_class_cosine", "valid_same_class_cosine", "valid_diff_class_cosine",
+                   "dur"]
 
 Split = tuple[np.ndarray | None, np.ndarray | None]
 

@@ -482,6 +482,16 @@ class FusionNet(_InMemoryNet):
             keep = random_modality_mask(present, self.dropout_rate)
         return module.logits(x["inputs"], present, keep), None
 
+    def validation_step(self, batch, **fit_params):
+        step = super().validation_step(batch, **fit_params)
+        if len(self.history):  # in an epoch (not the starting point's measurement)
+            # the log loss of the full input: unlike the objective, its scale does not
+            # depend on unimodal_weight or on the number of modalities
+            Xi, yi = batch
+            full = weighted_cross_entropy(step["y_pred"][0], yi, Xi["weight"])
+            self.history.record_batch("valid_log_loss", float(full))
+        return step
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         logits, single = y_pred
         weight = X["weight"]

@@ -4,7 +4,7 @@
 parameters, usable as ``param_distributions`` of optuna-integration's
 ``OptunaSearchCV``; :func:`suggest_params` draws a dict for ``set_params`` from a
 trial; :func:`tune` runs a whole study: cross-validated trials that report the
-pooled validation loss epoch by epoch (so Optuna's pruners stop poor trials early),
+held-out log loss epoch by epoch (so Optuna's pruners stop poor trials early),
 stored in SQLite by default (calling again resumes the study), and the best
 parameters refitted on all the data.
 """
@@ -135,14 +135,16 @@ def suggest_params(trial: Any, search_space: dict[str, Any] | None = None) -> di
 
 
 class PruningCallback(Callback):
-    """Report the pooled validation loss to an Optuna trial each epoch; prune if told.
+    """Report the held-out log loss to an Optuna trial each epoch; prune if told.
 
     A skorch callback for the ``callbacks`` parameter of
     :class:`~mmfusion_sklearn.MultimodalFusionClassifier`. It holds the trial, so it
     is not copied per member: it runs once per classification epoch, when every
-    member has trained it. The value reported is ``sign * pooled_valid_loss`` (minus
-    the loss by default, so that higher is better like a scikit-learn score in a
-    maximised study).
+    member has trained it. The value reported is ``sign * pooled_valid_log_loss``:
+    the log loss of the full input on every member's held-out rows (minus the loss by
+    default, so that higher is better like a scikit-learn score in a maximised study).
+    Not the training objective, whose scale grows with ``unimodal_weight`` and the
+    number of modalities, so that trials with different settings compare fairly.
 
     Parameters
     ----------
@@ -168,13 +170,21 @@ class PruningCallback(Callback):
         self.step_offset = step_offset
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        """Report this epoch's pooled validation loss; raise TrialPruned when told."""
+        """Report this epoch's held-out log loss; raise TrialPruned when told.
+
+        Parameters
+        ----------
+        net : FusionNet
+            The first member's skorch net; its history's last row is the epoch.
+        **kwargs
+            skorch's epoch arguments (unused).
+        """
         import optuna
 
         row = net.history[-1]
-        if "pooled_valid_loss" not in row:  # no held-out rows: nothing to prune on
+        if "pooled_valid_log_loss" not in row:  # no held-out rows: nothing to prune on
             return
-        value = self.sign * float(row["pooled_valid_loss"])
+        value = self.sign * float(row["pooled_valid_log_loss"])
         step = self.step_offset + int(row["epoch"])
         self.trial.report(value, step)
         if self.trial.should_prune():
@@ -184,6 +194,17 @@ class PruningCallback(Callback):
 @dataclass
 class TuningResult:
     """What :func:`tune` returns.
+
+    Parameters
+    ----------
+    study : optuna.study.Study
+        The study.
+    best_params_ : dict
+        Parameters of the best trial.
+    best_score_ : float
+        Its mean cross-validated score.
+    best_estimator_ : estimator or None, default=None
+        The refitted estimator.
 
     Attributes
     ----------
@@ -204,7 +225,14 @@ class TuningResult:
     best_estimator_: Any = None
 
     def trials_dataframe(self):
-        """The study's trials as a DataFrame (``study.trials_dataframe()``)."""
+        """The study's trials as a DataFrame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``study.trials_dataframe()``: one row per trial, its value, parameters,
+            state and user attributes (``cv_scores``).
+        """
         return self.study.trials_dataframe()
 
 
@@ -230,7 +258,7 @@ def tune(
 
     Each trial draws parameters (:func:`suggest_params`), cross-validates a clone of
     ``estimator`` with them and returns the mean score. In the first fold, the
-    classification stage reports minus the pooled validation loss at every epoch
+    classification stage reports minus the held-out log loss at every epoch
     (:class:`PruningCallback`), so that ``pruner`` stops trials that fall behind;
     that needs ``early_stopping=True`` (the held-out rows), which is the default.
     A trial whose training diverges counts as failed; the study goes on.
@@ -262,8 +290,12 @@ def tune(
         that holds trials for other data (samples, modalities, classes, scoring) is
         refused.
     pruner : optuna.pruners.BasePruner, default=None
-        None is Optuna's default (``MedianPruner``); ``optuna.pruners.NopPruner()``
-        disables pruning.
+        None is ``MedianPruner(n_startup_trials=5, n_warmup_steps=5)``: a trial is
+        stopped when its value at an epoch falls below the median of earlier trials at
+        that epoch, never before 5 trials have finished nor before its 5th epoch (the
+        first epochs say little). ``optuna.pruners.NopPruner()`` disables pruning. A
+        pruned trial's value in the study is its last reported value (minus a log
+        loss), not a score.
     timeout : float, default=None
         Stop starting trials after this many seconds.
     n_jobs : int, default=1
@@ -336,7 +368,9 @@ def tune(
         storage=DEFAULT_STORAGE if storage is None else storage,
         study_name=DEFAULT_STUDY_NAME if study_name is None else study_name,
         sampler=optuna.samplers.TPESampler(seed=random_state) if sampler is None else sampler,
-        pruner=pruner, direction="maximize", load_if_exists=True,
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
+        if pruner is None else pruner,
+        direction="maximize", load_if_exists=True,
     )
     _check_fingerprint(study, {
         "n_samples": int(n), "classes": [str(c) for c in classes],

@@ -37,7 +37,7 @@ def test_record_without_any_modality_in_fit():
     X, y = make_multimodal(n=20, missing=False)
     records = [{"table": X["table"][i], "image": X["image"][i]} for i in range(20)]
     records[7] = {}
-    with pytest.raises(ValueError, match=r"Samples 7 have no modality"):
+    with pytest.raises(ValueError, match=r"Sample 7 has no modality"):
         fast_clf().fit(records, y)
 
 

@@ -260,7 +260,7 @@ def test_sample_with_nothing_readable_is_an_error_in_prediction(png_data, tmp_pa
     paths, _, table, y = png_data
     clf = fast_clf(SPEC, on_read_error="missing").fit(_X(paths, table), y)
     broken = _break(paths, tmp_path)
-    with warnings.catch_warnings(), pytest.raises(ValueError, match="Samples 1 have no readable"):
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="Sample 1 has no readable"):
         warnings.simplefilter("ignore")
         clf.predict_proba({"image": broken[4:6]})
     assert clf.predict_proba({"image": broken[4:6], "table": table[4:6]}).shape == (2, 2)

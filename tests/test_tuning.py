@@ -168,7 +168,7 @@ def test_pruning_callback_reports_minus_the_pooled_loss_at_each_epoch():
     clf = MultimodalFusionClassifier(**{**TINY, "ensemble_size": 2},
                                      callbacks=[PruningCallback(trial)]).fit(X, y)
     pooled = clf.history_.query("stage == 'classification' and member == 0")
-    expected = dict(zip(pooled["epoch"], -pooled["pooled_valid_loss"]))
+    expected = dict(zip(pooled["epoch"], -pooled["pooled_valid_log_loss"]))
     study.tell(trial, 0.0)
     assert study.trials[0].intermediate_values == pytest.approx(expected)
 
@@ -196,3 +196,25 @@ def test_tune_works_for_any_scikit_learn_classifier():
                   storage=optuna.storages.InMemoryStorage(), random_state=0)
     assert result.best_estimator_.C == result.best_params_["C"]
     assert all(not t.intermediate_values for t in result.study.trials)  # nothing to prune
+
+
+def test_the_pruning_signal_is_the_held_out_log_loss_whatever_the_unimodal_weight():
+    from sklearn.metrics import log_loss
+    from sklearn.utils import check_random_state
+
+    X, y = tables(n=100)
+    for weight in (0.0, 2.0):
+        clf = MultimodalFusionClassifier(**{**TINY, "max_epochs": 4}, patience=100,
+                                         unimodal_weight=weight).fit(X, y)
+        # the rows the single member held out, its split replayed from random_state
+        rng = check_random_state(clf.random_state)
+        split_seed, _ = rng.randint(np.iinfo(np.int32).max, size=2)
+        (plan,) = clf._member_plans(y, int(split_seed), rng)
+        rows = plan.valid_index.numpy()
+        history = clf.history_.query("stage == 'classification'").set_index("epoch")
+        at_best = history.loc[clf.best_epoch_]
+        held_out = log_loss(y[rows], clf.predict_proba(MultimodalData(X)[rows]))
+        assert at_best["pooled_valid_log_loss"] == pytest.approx(held_out, abs=1e-5)
+        # the objective counts the single-modality terms too: 3x the scale with weight 2
+        ratio = at_best["pooled_valid_loss"] / at_best["pooled_valid_log_loss"]
+        assert ratio == pytest.approx(1.0, abs=1e-6) if weight == 0 else ratio > 2

@@ -22,6 +22,13 @@ def _rows_text(rows: np.ndarray, limit: int = 10) -> str:
     return text + (f" ... ({len(rows)} rows)" if len(rows) > limit else "")
 
 
+def _samples_have(rows: np.ndarray) -> str:
+    """'Sample 3 has' or 'Samples 3, 8 have' (the start of a message about rows)."""
+    if len(rows) == 1:
+        return f"Sample {int(rows[0])} has"
+    return f"Samples {_rows_text(rows)} have"
+
+
 def as_frame(name: str, values: Any) -> pd.DataFrame:
     """Return a tabular modality's stored values as a DataFrame (rows = samples)."""
     if isinstance(values, pd.DataFrame):
