@@ -31,33 +31,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
 
-from . import datasets
 from ._methods import QUICK_PROFILES, Neural, evaluate_split
 from ._report import markdown, write_section
-from ._scenarios import as_nullable
 from ._stats import holm, paired, verdict
-from .small_cohorts import DOCS_MD, RESULTS, ROOT, subsample
+from .small_cohorts import DOCS_MD, RESULTS, ROOT, cohort_splits
 
-LOADERS = {"support2": datasets.load_support2, "wpbc": datasets.load_wpbc,
-           "gse7390": datasets.load_gse7390, "nki70": datasets.load_nki70}
 DEFAULT_COHORTS = ("gse7390@198", "wpbc@198", "nki70@144", "support2@300", "support2@2000")
 BEFORE, AFTER = "ours", "ours + temperature"
 NETWORKS = (Neural(BEFORE, {}, "ours"),
             Neural(AFTER, {"calibration": "temperature"}, "ablation"))
 COMPARED = ("ece", "logloss", "auroc")
-
-
-def _tasks(cohort: str, repeats: int, folds: int):
-    name, size = cohort.split("@")
-    X, y, _ = LOADERS[name]()
-    X = as_nullable(X)
-    for repeat in range(repeats):
-        Xs, ys = subsample(X, y, int(size), repeat)
-        cv = StratifiedKFold(folds, shuffle=True, random_state=repeat)
-        for fold, (train, test) in enumerate(cv.split(np.zeros(len(ys)), ys)):
-            yield cohort, Xs, ys, repeat, fold, train, test
 
 
 def _run_one(cohort, X, y, repeat, fold, train, test, profile):
@@ -95,7 +79,7 @@ def run(cohorts: list[str], repeats: int, folds: int, quick: bool,
     if ensemble_size is not None:
         profile["ensemble_size"] = ensemble_size
     jobs = [delayed(_run_one)(*task, profile) for c in cohorts
-            for task in _tasks(c, repeats, folds)]
+            for task in cohort_splits(c, repeats, folds)]
     print(f"{len(jobs)} splits, n_jobs={n_jobs}", flush=True)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []

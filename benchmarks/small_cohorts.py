@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS_MD = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "benchmarks" / "results"
 LOADERS = {"support2": datasets.load_support2, "wpbc": datasets.load_wpbc,
-           "gse7390": datasets.load_gse7390}
+           "gse7390": datasets.load_gse7390, "nki70": datasets.load_nki70}
 DEFAULT_COHORTS = ("support2@150", "support2@300", "wpbc@150", "gse7390@150")
 NETWORKS = ("ours", "no contrastive")
 #: The baseline the issue names: a logistic regression per modality, averaged.
@@ -77,7 +77,16 @@ def subsample(X: dict[str, Any], y: np.ndarray, n: int, seed: int) -> tuple[dict
     return take(X, keep), y[keep]
 
 
-def _tasks(cohort: str, repeats: int, folds: int):
+def cohort_splits(cohort: str, repeats: int, folds: int):
+    """``(cohort, X, y, repeat, fold, train, test)`` of every split of a cohort.
+
+    Parameters
+    ----------
+    cohort : str
+        ``"<data set>@<size>"`` (a key of :data:`LOADERS`).
+    repeats, folds : int
+        Stratified subsamples, and CV folds per subsample.
+    """
     name, size = cohort.split("@")
     X, y, _ = LOADERS[name]()
     X = as_nullable(X)
@@ -121,7 +130,7 @@ def run(cohorts: list[str], repeats: int, folds: int, quick: bool,
 
     profile = QUICK_PROFILES["table"] if quick else {}
     jobs = [delayed(_run_one)(*task, profile) for c in cohorts
-            for task in _tasks(c, repeats, folds)]
+            for task in cohort_splits(c, repeats, folds)]
     print(f"{len(jobs)} splits, n_jobs={n_jobs}", flush=True)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []

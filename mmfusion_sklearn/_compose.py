@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
 from ._data import MultimodalData, recorded_spec, resolve_modality_spec
-from ._data.container import _normalise_values
+from ._data.values import _normalise_values
 from ._inputs import input_data
 
 _SPECIAL = ("passthrough", "drop")

@@ -396,3 +396,26 @@ def test_sklearn_displays_take_every_input_form(form, fitted_per_form):
     np.testing.assert_array_equal(matrix.confusion_matrix,
                                   confusion_matrix(y, estimator.predict(X)))
     assert [t.get_text() for t in matrix.ax_.get_xticklabels()] == ["control", "disease"]
+
+
+def test_a_negated_loss_is_drawn_as_the_loss_itself(clf, data):
+    X, y = data
+    display = MissingModalityDisplay.from_estimator(clf, X, y, scoring="neg_log_loss",
+                                                    missing_rates=(0.0, 0.5))
+    widths = [bar.get_width() for bar in display.bars_]
+    np.testing.assert_allclose(widths, -display.subsets["neg_log_loss"].to_numpy())
+    assert all(w > 0 for w in widths)
+    assert display.axes_[0].get_xlabel().startswith("log loss (lower is better)")
+    line = next(iter(display.lines_.values()))
+    assert (line.get_ydata() > 0).all()
+    assert display.axes_[1].get_ylabel() == "log loss (lower is better)"
+
+
+def test_importance_notes_stay_right_of_zero_for_negative_bars():
+    table = pd.DataFrame({"modality": ["a", "b"], "score_full": 0.7,
+                          "score_without": [0.6, 0.72], "importance": [0.1, -0.02]})
+    display = ModalityImportanceDisplay(table, score_name="roc_auc").plot()
+    notes = [t for t in display.ax_.texts if "\u2192" in t.get_text()]
+    assert len(notes) == 2
+    assert all(note.xy[0] >= 0 for note in notes)
+    assert display.ax_.get_xlim()[0] < -0.02  # the negative bar is inside the axes

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._data.container import _is_missing_item
+from .._data.values import _is_missing_item
 
 
 def _rows_text(rows: np.ndarray, limit: int = 10) -> str:

@@ -20,6 +20,8 @@ _SCORE_LABELS = {
     "neg_brier_score": "negative Brier score",
     "f1_macro": "F1 (macro)",
     "f1_weighted": "F1 (weighted)",
+    "log_loss": "log loss",
+    "brier_score": "Brier score",
 }
 
 
@@ -61,6 +63,15 @@ def _score_label(score_name: str | None) -> str:
     if score_name is None:
         return "score"
     return _SCORE_LABELS.get(score_name, score_name.replace("_", " "))
+
+
+def _plotted(score_name: str | None) -> tuple[float, str]:
+    """The sign to plot a score with, and its axis label: a ``neg_*`` scorer's values
+    are drawn as the loss itself (positive bars, lower is better)."""
+    if score_name is not None and score_name.startswith("neg_"):
+        loss = score_name[len("neg_"):]
+        return -1.0, f"{_SCORE_LABELS.get(loss, loss.replace('_', ' '))} (lower is better)"
+    return 1.0, _score_label(score_name)
 
 
 def _default_scoring(estimator: Any, scoring: str | None) -> str:

@@ -122,12 +122,18 @@ class ModalityImportanceDisplay:
             else f"{v:+.3f} ({full:.3f} \u2192 {without:.3f})"
             for v, full, without in zip(values, table["score_full"], table["score_without"])
         ]
-        axis.bar_label(self.bars_, labels=notes, padding=3, fontsize="small")
+        # every note right of the zero line: on the left of a negative bar it would run
+        # into the modality names
+        for position, value, note in zip(positions, values, notes):
+            start = value if value > 0 else 0.0
+            axis.annotate(note, (start, position), xytext=(3, 0),
+                          textcoords="offset points", va="center", ha="left",
+                          fontsize="small")
         axis.set_yticks(positions, [str(m) for m in table["modality"]])
         axis.axvline(0, color="0.3", linewidth=0.8)
         span = np.nanmax(np.abs(values), initial=0.0) or 1.0
         low = min(np.nanmin(values, initial=0.0), 0.0)
-        axis.set_xlim(low - 0.1 * span - (0.9 * span if low < 0 else 0), 1.9 * span)
+        axis.set_xlim(low - 0.1 * span, 1.9 * span)
         axis.set_xlabel(f"drop in {_score_label(self.score_name)} when the modality is "
                         "withheld")
         axis.set_title("Modality importance (leave one modality out)", fontsize="medium")

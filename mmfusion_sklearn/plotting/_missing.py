@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.utils._param_validation import validate_params
 
 from ..metrics import missing_modality_report
-from ._base import _as_data, _check_y, _default_scoring, _panels, _pyplot, _score_label
+from ._base import _as_data, _check_y, _default_scoring, _panels, _plotted, _pyplot
 from ._rates import (
     ALL_MODALITIES,
     DEFAULT_MISSING_RATES,
@@ -194,7 +194,8 @@ class MissingModalityDisplay:
             # a subset scored on fewer samples (the others had none of its modalities)
             labels = [f"{label} (n={n})" if dropped else label for label, n, dropped
                       in zip(labels, table["n_samples"], table["n_dropped"])]
-        values = table[score].to_numpy(dtype=float)
+        sign, axis_label = _plotted(score)
+        values = sign * table[score].to_numpy(dtype=float)
         positions = np.arange(len(table))[::-1]  # the first row (all modalities) on top
         self.bars_ = axis.barh(positions, values, **{"color": "C0", "height": 0.6,
                                                      **bar_kwargs})
@@ -206,7 +207,7 @@ class MissingModalityDisplay:
         if np.nanmin(values, initial=0.0) >= 0 and np.nanmax(values, initial=0.0) <= 1:
             axis.set_xlim(0, 1.18)
         chance = " (dotted: chance)" if axis.get_legend_handles_labels()[0] else ""
-        axis.set_xlabel(_score_label(score) + chance)
+        axis.set_xlabel(axis_label + chance)
         axis.set_title("Score per subset of modalities\n(the others withheld from every "
                        "sample)", fontsize="medium")
         axis.grid(True, axis="x", alpha=0.3)
@@ -216,6 +217,7 @@ class MissingModalityDisplay:
         score = _score_column(table, self.score_name,
                               ("withheld", "missing_rate", "withheld_fraction"), "rates")
         std = f"{score}_std"
+        sign, axis_label = _plotted(score)
         colour = 0
         banded = False
         for label, part in table.groupby("withheld", sort=False):
@@ -227,20 +229,21 @@ class MissingModalityDisplay:
                      else {"color": f"C{colour}", "marker": "o"})
             colour += not everything
             shown = "all modalities at random" if everything else f"{label} withheld"
-            (line,) = axis.plot(part["withheld_fraction"], part[score],
+            (line,) = axis.plot(part["withheld_fraction"], sign * part[score],
                                 **{"linewidth": 1.8, "markersize": 4, **style,
                                    **line_kwargs, "label": shown})
             self.lines_[label] = line
             if std in part and (part[std] > 0).any():
                 banded = True
-                axis.fill_between(part["withheld_fraction"], part[score] - part[std],
-                                  part[score] + part[std], color=line.get_color(),
+                axis.fill_between(part["withheld_fraction"],
+                                  sign * part[score] - part[std],
+                                  sign * part[score] + part[std], color=line.get_color(),
                                   alpha=0.1, linewidth=0)
         _chance_line(axis, score, "h")
         axis.set_xlabel("share of the present values withheld")
-        axis.set_ylabel(_score_label(score))
-        axis.set_title("Score as modalities go missing at random\n(at least one kept per "
-                       "sample" + ("; mean \u00b1 sd over draws)" if banded else ")"),
+        axis.set_ylabel(axis_label)
+        axis.set_title("Score against the missing rate\n(random draws, one modality "
+                       "always kept" + ("; mean \u00b1 sd)" if banded else ")"),
                        fontsize="medium")
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize="small", loc="best")
