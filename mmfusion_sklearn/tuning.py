@@ -21,10 +21,12 @@ from sklearn.base import clone
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import _num_samples
 from skorch.callbacks import Callback
 
 from ._data import MultimodalData
 from ._ensemble import TrainingDivergedError
+from ._training import torch_threads
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -387,20 +389,22 @@ def tune(
         scores = []
         for fold, (train, test) in enumerate(folds):
             model = clone(estimator).set_params(**params)
-            if workers > 1 and "n_threads" in params:  # one process-wide count, set below
+            if workers > 1 and "n_threads" in params:  # the count is set for all, below
                 model.set_params(n_threads=None)
             if fold == 0 and prunable:
                 model.set_params(callbacks=[*(model.callbacks or []),
                                             ("optuna_pruning", PruningCallback(trial))])
-            model.fit(_rows(data, train), y[train])
-            scores.append(float(scorer(model, _rows(data, test), y[test])))
+            model.fit(_safe_indexing(data, train), y[train])
+            scores.append(float(scorer(model, _safe_indexing(data, test), y[test])))
         trial.set_user_attr("cv_scores", scores)
         return float(np.mean(scores))
 
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     remaining = n_trials - len(study.get_trials(deepcopy=False, states=finished))
     if remaining > 0:
-        with _thread_share(workers):
+        # one process-wide thread count while trials run in threads
+        share = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+        with torch_threads(share):
             study.optimize(
                 objective, n_trials=remaining, timeout=timeout, n_jobs=workers,
                 catch=(TrainingDivergedError,),
@@ -417,19 +421,6 @@ def tune(
         best_estimator = clone(estimator).set_params(**best.params).fit(X, y)
     return TuningResult(study=study, best_params_=dict(best.params),
                         best_score_=float(best.value), best_estimator_=best_estimator)
-
-
-def _num_samples(data: Any) -> int:
-    if isinstance(data, MultimodalData) or not hasattr(data, "shape"):
-        return len(data)
-    return int(data.shape[0])
-
-
-def _rows(data: Any, index: np.ndarray) -> Any:
-    """The samples at ``index`` of ``data`` (MultimodalData, DataFrame or array)."""
-    if isinstance(data, MultimodalData):
-        return data[index]
-    return _safe_indexing(data, index)
 
 
 def _modality_names(data: Any) -> list[str]:
@@ -451,24 +442,3 @@ def _check_fingerprint(study: Any, fingerprint: dict[str, Any]) -> None:
             f"or another scoring ({recorded}); resuming it would mix them. Pass another "
             f"study_name or storage. Got {text} instead."
         )
-
-
-class _thread_share:
-    """torch threads = cores / parallel trials while trials run in threads."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self.before: int | None = None
-
-    def __enter__(self) -> None:
-        if self.workers > 1:
-            import torch
-
-            self.before = torch.get_num_threads()
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.workers))
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.before is not None:
-            import torch
-
-            torch.set_num_threads(self.before)
