@@ -103,22 +103,29 @@ def _rows(net: Any, stage: str, member: int) -> list[dict[str, Any]]:
     return [dict(row, stage=stage, member=member) for row in net.history]
 
 
-def pooled_valid_loss(nets: Sequence[FusionNet], sizes: Sequence[int]) -> float:
-    """The members' latest validation losses averaged with their held-out sizes as weights.
+def pooled_valid_loss(nets: Sequence[FusionNet], sizes: Sequence[int],
+                      key: str = "valid_loss") -> float:
+    """A batch record of the members' current epoch, pooled over their held-out rows.
+
+    Each member's epoch mean of ``key`` (weighted by batch size, as skorch's epoch
+    scores) is averaged with the members' held-out sizes as weights.
 
     Parameters
     ----------
     nets : sequence of FusionNet
-        Nets that have trained at least one epoch with a validation split.
+        Nets inside an epoch that has run its validation pass.
     sizes : sequence of int
         Held-out samples of each member.
+    key : str, default="valid_loss"
+        The batch record: ``"valid_loss"`` (the objective) or ``"valid_log_loss"``
+        (the log loss of the full input).
 
     Returns
     -------
     float
         NaN when no member holds out any sample.
     """
-    return _size_weighted_mean([net.history[-1, "valid_loss"] for net in nets], sizes)
+    return _size_weighted_mean([_epoch_mean(net, key) for net in nets], sizes)
 
 
 def _size_weighted_mean(losses: Sequence[float], sizes: Sequence[int]) -> float:
@@ -377,11 +384,9 @@ def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, ve
             for epoch_runner in epochs:
                 epoch_runner.run()
             losses = [_epoch_mean(n, "train_loss") for n in nets]
-            pooled = (_size_weighted_mean([_epoch_mean(n, "valid_loss") for n in nets], sizes)
-                      if stopping else 0.0)
+            pooled = pooled_valid_loss(nets, sizes) if stopping else 0.0
             if stopping:
-                log_loss = _size_weighted_mean(
-                    [_epoch_mean(n, "valid_log_loss") for n in nets], sizes)
+                log_loss = pooled_valid_loss(nets, sizes, "valid_log_loss")
                 for net in nets:
                     net.history.record("pooled_valid_loss", pooled)
                     net.history.record("pooled_valid_log_loss", log_loss)
