@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ._training import BatchIterator, FusionDataset, autocast
@@ -108,13 +109,16 @@ class TemperatureTable:
     default : float
         The temperature of a pattern not in the table (fitted on every pattern's rows
         together).
+    counts : list of int, default=None
+        Held-out rows behind each temperature (None: unknown, 0 each).
     """
 
     def __init__(self, patterns: Sequence[tuple[bool, ...]], temperatures: Sequence[float],
-                 default: float) -> None:
+                 default: float, counts: Sequence[int] | None = None) -> None:
         self.patterns = [tuple(bool(v) for v in p) for p in patterns]
         self.temperatures = [float(t) for t in temperatures]
         self.default = float(default)
+        self.counts = [0] * len(self.patterns) if counts is None else [int(c) for c in counts]
         self._lookup = {_bits(p): t for p, t in zip(self.patterns, self.temperatures)}
 
     def __call__(self, present: np.ndarray) -> np.ndarray:
@@ -122,7 +126,20 @@ class TemperatureTable:
         present = np.asarray(present, dtype=bool)
         weights = 1 << np.arange(present.shape[1], dtype=np.int64)
         keys = present.astype(np.int64) @ weights
-        return np.array([self._lookup.get(int(k), self.default) for k in keys])
+        # a batch holds few distinct patterns: look each up once
+        patterns, rows = np.unique(keys, return_inverse=True)
+        found = np.array([self._lookup.get(int(k), self.default) for k in patterns])
+        return found[rows.reshape(-1)]
+
+    def frame(self, names: Sequence[str]) -> pd.DataFrame:
+        """The ``temperatures_`` table: ``modalities`` (joined by "+"), ``temperature``
+        and ``n_samples``, one row per pattern; ``names`` label the pattern's columns."""
+        return pd.DataFrame({
+            "modalities": ["+".join(n for n, keep in zip(names, p) if keep)
+                           for p in self.patterns],
+            "temperature": self.temperatures,
+            "n_samples": self.counts,
+        })
 
     def scale(self, log_proba: np.ndarray, present: np.ndarray) -> np.ndarray:
         """``log_softmax(log_proba / T)`` with each row's temperature."""
@@ -187,14 +204,13 @@ def fit_temperature_table(
     device: torch.device,
     precision: str,
     num_workers: int = 0,
-) -> tuple[TemperatureTable, list[int]]:
+) -> TemperatureTable:
     """Fit a temperature per modality subset on every member's held-out rows.
 
     Returns
     -------
-    table : TemperatureTable
-    counts : list of int
-        Held-out rows behind each pattern's temperature.
+    TemperatureTable
+        With the held-out rows behind each pattern's temperature in ``counts``.
     """
     observed = np.concatenate([v.materialise([])[1].numpy() for v in valids if v is not None])
     patterns = calibration_subsets(n_modalities, observed)
@@ -220,4 +236,4 @@ def fit_temperature_table(
         every.append((log_proba, y, weight))
     default = (fit_temperature(*(np.concatenate(t) for t in zip(*every))) if every else 1.0)
     temperatures = [default if t is None else t for t in temperatures]
-    return TemperatureTable(patterns, temperatures, default), counts
+    return TemperatureTable(patterns, temperatures, default, counts)

@@ -35,7 +35,7 @@ from ._inputs import (
     sample_shape,
 )
 from ._pipeline import FrozenFeatures, ReadLog, predict_log_proba, training_dataset
-from ._plans import history_frame, member_plans, resolve_ensemble_size, temperature_frame
+from ._plans import history_frame, member_plans, resolve_ensemble_size
 from ._preprocessing.tabular import _rows_text
 from ._torch.encoders import (
     EmbeddingEncoder,
@@ -641,13 +641,13 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
             return
         valids = [None if p.valid_index is None else dataset.subset(p.valid_index)
                   for p in plans]
-        table, counts = fit_temperature_table(
+        table = fit_temperature_table(
             [net.module_ for net in self._nets], valids, len(self.modalities_),
             batch_size=self.batch_size, device=self.device_, precision=self.precision,
             num_workers=self.num_workers,
         )
         self._temperatures = table
-        self.temperatures_ = temperature_frame(table, list(self.modalities_), counts)
+        self.temperatures_ = table.frame(list(self.modalities_))
 
     # -- prediction ----------------------------------------------------------------
     def _log_proba(self, X: Any) -> torch.Tensor:

@@ -125,7 +125,7 @@ def _config(estimator: Any) -> dict[str, Any]:
             "patterns": [list(p) for p in table.patterns],
             "values": table.temperatures,
             "default": table.default,
-            "counts": [int(c) for c in estimator.temperatures_["n_samples"]],
+            "counts": table.counts,
         }
     if hasattr(estimator, "n_features_in_"):
         config["n_features_in_"] = int(estimator.n_features_in_)
@@ -327,7 +327,7 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
 
     from ._calibration import TemperatureTable
     from ._estimator import _resolve_device
-    from ._plans import history_frame, temperature_frame
+    from ._plans import history_frame
 
     folder = Path(path)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
@@ -365,9 +365,9 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
     estimator._temperatures = None
     if spec["temperatures"] is not None:
         t = spec["temperatures"]
-        estimator._temperatures = TemperatureTable(t["patterns"], t["values"], t["default"])
-        estimator.temperatures_ = temperature_frame(estimator._temperatures, order,
-                                                    t["counts"])
+        estimator._temperatures = TemperatureTable(t["patterns"], t["values"], t["default"],
+                                                   t["counts"])
+        estimator.temperatures_ = estimator._temperatures.frame(order)
     if "n_features_in_" in config:
         estimator.n_features_in_ = config["n_features_in_"]
     if "feature_names_in_" in config:

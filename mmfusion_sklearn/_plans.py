@@ -192,28 +192,3 @@ def _is_number(value: Any) -> bool:
         return True
     return isinstance(value, (int, float, np.integer, np.floating)) \
         and not isinstance(value, (bool, np.bool_))
-
-
-def temperature_frame(table: Any, names: list[str], counts: list[int]) -> pd.DataFrame:
-    """The ``temperatures_`` table: one row per calibrated subset of modalities.
-
-    Parameters
-    ----------
-    table : TemperatureTable
-        Patterns and their temperatures.
-    names : list of str
-        Modality names, in the order of the patterns' columns.
-    counts : list of int
-        Held-out rows behind each temperature.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``modalities`` (joined by "+"), ``temperature`` and ``n_samples``.
-    """
-    return pd.DataFrame({
-        "modalities": ["+".join(n for n, keep in zip(names, p) if keep)
-                       for p in table.patterns],
-        "temperature": table.temperatures,
-        "n_samples": counts,
-    })
