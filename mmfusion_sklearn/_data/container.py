@@ -234,6 +234,15 @@ class MultimodalData:
             self._n_samples, self._specs,
         )
 
+    def _withheld(self, withheld: np.ndarray) -> MultimodalData:
+        """The same samples with modality j marked absent where ``withheld[:, j]``
+        (columns in the order of ``modality_names``); the values are shared."""
+        return MultimodalData._assemble(
+            dict(self._values),
+            {k: self._presence[k] & ~withheld[:, j] for j, k in enumerate(self._values)},
+            self._n_samples, self._specs,
+        )
+
     def _record(self, i: int) -> dict[str, Any]:
         if not -self._n_samples <= i < self._n_samples:
             raise IndexError(f"Sample {i} is out of range for {self._n_samples} samples.")

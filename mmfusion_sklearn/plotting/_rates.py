@@ -42,12 +42,7 @@ def _withhold(data: MultimodalData, withheld: np.ndarray) -> MultimodalData:
     The values stay as they are; only the presence mask changes, which is what every
     part of the estimator reads (an absent sample's values are never looked at).
     """
-    out = MultimodalData(data)  # a shallow copy
-    out._presence = {
-        name: data.present(name) & ~withheld[:, j]
-        for j, name in enumerate(data.modality_names)
-    }
-    return out
+    return data._withheld(withheld)
 
 
 def _withheld_masks(presence: np.ndarray, draw: np.ndarray, rate: float) -> list[np.ndarray]:
