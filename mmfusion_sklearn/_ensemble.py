@@ -186,10 +186,15 @@ def train_members(
         trains.append(dataset if plan.train_index is None else dataset.subset(plan.train_index))
         valids.append(None if plan.valid_index is None else dataset.subset(plan.valid_index))
     result = TrainedMembers(nets=[])
+    distributed = task_kwargs.get("distributed")
     modules = []
     for plan in plans:
         torch.manual_seed(plan.seed)
         modules.append(build_module())
+    if distributed is not None and distributed.rank:
+        # the same weights on every rank (DDP copies rank 0's anyway), but each rank
+        # its own dropout and modality-dropout draws
+        torch.manual_seed(plans[0].seed + 7_919 * distributed.rank)
     if len(modules[0].linear):
         result.linear_C = _fit_linear_paths(modules, trains, valids, plans, task_kwargs)
     if contrastive_kwargs is not None and pretrain_epochs > 0:
@@ -206,6 +211,13 @@ def train_members(
                     list(callbacks))
     except KeyboardInterrupt:
         result.interrupted = True
+    if distributed is not None:
+        # every rank leaves with rank 0's weights and choices, bit for bit
+        for module in modules:
+            distributed.broadcast_module(module)
+        result.linear_C = distributed.broadcast_object(result.linear_C)
+        for net in result.nets:
+            net.leave_process_group()
     return result
 
 
@@ -298,6 +310,7 @@ def _pretrain(modules, trains, valids, plans, kwargs, epochs, verbose, result) -
                     bar.update(1)
             finally:
                 result.history += _rows(net, "contrastive", k)
+                net.leave_process_group()  # the task stage wraps the module anew
             net.notify("on_train_end", X=train, y=None)
     finally:
         bar.close()
@@ -313,6 +326,8 @@ def _valid_loss(net: FusionNet, valid: FusionDataset | None) -> float:
         loss = net.validation_step(batch)["loss"]
         total += float(loss) * len(batch[1])
         count += len(batch[1])
+    if net.distributed is not None:  # each rank saw its share of the held-out rows
+        total, count = net.distributed.all_reduce_sum([total, count])
     return total / max(count, 1)
 
 

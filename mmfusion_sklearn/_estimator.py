@@ -23,6 +23,7 @@ from sklearn_compat.utils.validation import validate_data
 from ._calibration import fit_temperature_table
 from ._callbacks import check_callbacks
 from ._data import MultimodalData, resolve_modality_spec
+from ._distributed import DistributedContext, main_process, resolve_distributed
 from ._ensemble import MemberPlan, train_members
 from ._inputs import (
     check_known_modalities,
@@ -200,6 +201,19 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         call and restored afterwards). None keeps torch's setting, which scikit-learn's
         and joblib's worker processes (``n_jobs``) already limit to the cores divided
         by the number of workers.
+    distributed : "auto" or bool, default="auto"
+        Data-parallel training with torch's ``DistributedDataParallel`` when the script
+        runs in several processes: "auto" turns it on when torchrun's ``WORLD_SIZE``
+        is above 1 (the process group is started from torchrun's environment, gloo on
+        the CPU, NCCL on CUDA, each process on ``cuda:LOCAL_RANK``) or when the script
+        started a process group of several processes itself; False trains in each
+        process alone; True is "auto" that refuses a single process. Every rank calls
+        ``fit`` on the same data; a ``DistributedSampler`` gives each its share of
+        every training batch (``batch_size`` stays the rows per optimiser step, over
+        all ranks), the held-out losses that early stopping watches are pooled over
+        the ranks, and all ranks end with the same weights. Prediction runs in each
+        process alone; :meth:`save` writes on rank 0 only. See the "Running on a
+        cluster" page.
 
     Attributes
     ----------
@@ -290,6 +304,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         "calibration": [StrOptions({"temperature"}), None],
         "callbacks": [None, list],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "distributed": [StrOptions({"auto"}), "boolean"],
     }
 
     def __init__(
@@ -325,6 +340,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         calibration=None,
         callbacks=None,
         n_threads=None,
+        distributed="auto",
     ):
         self.modalities = modalities
         self.fusion = fusion
@@ -356,6 +372,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         self.calibration = calibration
         self.callbacks = callbacks
         self.n_threads = n_threads
+        self.distributed = distributed
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -534,6 +551,9 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
             )
         callbacks = check_callbacks(self.callbacks)
         self.device_ = _resolve_device(self.device)
+        distributed = resolve_distributed(self.distributed, self.device_)
+        if distributed is not None:
+            self.device_ = distributed.device  # cuda:LOCAL_RANK under torchrun
 
         self.modalities_ = resolve_modalities(data, resolve_modality_spec(self.modalities))
         names = list(self.modalities_)
@@ -563,10 +583,13 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         split_seed, torch_seed = rng.randint(np.iinfo(np.int32).max, size=2)
         plans = self._member_plans(y_index, int(split_seed), rng)
+        if distributed is not None:
+            # random_state=None draws other seeds in every process: rank 0's hold
+            torch_seed, plans = distributed.broadcast_object((int(torch_seed), plans))
         devices = [self.device_] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(torch_seed))
-            self._fit_network(dataset, plans, callbacks)
+            self._fit_network(dataset, plans, callbacks, distributed)
         self._fit_calibration(dataset, plans)
         log.failures.update(dataset.read_failures)
         log.warn("fit", stacklevel=4)  # the user's call of fit
@@ -587,13 +610,13 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
                             split_seed, member_seeds)
 
     def _fit_network(self, dataset: FusionDataset, plans: list[MemberPlan],
-                     callbacks: list) -> None:
+                     callbacks: list, distributed: DistributedContext | None = None) -> None:
         pretrain = (
             self.contrastive is not None
             and self.pretrain_epochs > 0
             and bool(contrastive_pairs(len(self.modalities_), self.contrastive))
         )
-        net_kwargs = self._net_kwargs()
+        net_kwargs = {**self._net_kwargs(), "distributed": distributed}
         result = train_members(
             lambda: self._build_network(self._input_shapes),
             dataset,
@@ -727,9 +750,16 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         ----------
         path : str or path-like
             A folder (created if needed).
+
+        Notes
+        -----
+        In a process group (under ``torchrun``) only rank 0 writes, unless
+        ``distributed=False``; the other ranks return at once, without waiting for it.
         """
         from ._persistence import save_model
 
+        if self.distributed is not False and not main_process():
+            return  # under torchrun every rank holds the same model: rank 0 writes it
         save_model(self, path)
 
     @classmethod

@@ -8,6 +8,7 @@ losses see every configuration of the fusion head at once.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from skorch import NeuralNet
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ._distributed import DistributedContext
 from ._torch.losses import (
     contrastive_pairs,
     make_contrastive_loss,
@@ -197,6 +199,11 @@ class BatchIterator:
     augment_generator : torch.Generator, default=None
         Random source of the per-batch seeds of training augmentation (apart from the
         shuffling, so that augmentation leaves batch orders unchanged).
+    distributed : DistributedContext, default=None
+        Under DDP, this process's share: a training pass takes its rows of a
+        ``DistributedSampler`` order in batches of ``batch_size / world_size`` rows
+        (the same number of batches on every rank); any other pass every
+        ``world_size``-th row.
     """
 
     def __init__(
@@ -210,6 +217,7 @@ class BatchIterator:
         generator: torch.Generator | None = None,
         num_workers: int = 0,
         augment_generator: torch.Generator | None = None,
+        distributed: DistributedContext | None = None,
     ) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
@@ -221,10 +229,20 @@ class BatchIterator:
         self.generator = generator
         self.num_workers = num_workers
         self.augment_generator = augment_generator
+        self.distributed = distributed
+
+    def _local_size(self) -> tuple[int, int]:
+        """Rows this process iterates over in a pass, and its batch size."""
+        n, ctx = len(self.dataset), self.distributed
+        if ctx is None:
+            return n, self.batch_size
+        if self.shuffle:  # DistributedSampler pads every rank to the same count
+            return math.ceil(n / ctx.world_size), ctx.batch_size(self.batch_size)
+        return len(ctx.shard(n)), self.batch_size
 
     def _bounds(self) -> list[tuple[int, int]]:
-        n = len(self.dataset)
-        bounds = [(i, min(i + self.batch_size, n)) for i in range(0, n, self.batch_size)]
+        n, size = self._local_size()
+        bounds = [(i, min(i + size, n)) for i in range(0, n, size)]
         if self.drop_singleton and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
             bounds[-2:] = [(bounds[-2][0], n)]
         return bounds
@@ -232,10 +250,19 @@ class BatchIterator:
     def __len__(self) -> int:
         return len(self._bounds())
 
+    def _order(self) -> torch.Tensor | None:
+        """The rows of a pass in order (None: all rows in their order)."""
+        n, ctx = len(self.dataset), self.distributed
+        if ctx is None:
+            return torch.randperm(n, generator=self.generator) if self.shuffle else None
+        if self.shuffle:  # one seed per pass, drawn alike on every rank
+            seed = int(torch.randint(0, 2**31 - 1, (), generator=self.generator))
+            return ctx.training_order(n, seed)
+        return ctx.shard(n)
+
     def _requests(self) -> list[tuple[torch.Tensor, int | None]]:
         """Row indices of every batch, with the seed of its augmentation (training)."""
-        n = len(self.dataset)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        order = self._order()
         requests = []
         for start, stop in self._bounds():
             index = order[start:stop] if order is not None else torch.arange(start, stop)
@@ -276,6 +303,34 @@ class _BatchReads(Dataset):
     def __getitem__(self, request):
         index, seed = request
         return self.dataset.read_batch(index, augment=self.augment, seed=seed)
+
+
+def agree_on_pass(history: Any, prefix: str, keys: tuple[str, ...],
+                  distributed: DistributedContext) -> None:
+    """Make the batch records ``keys`` of the pass just run the same on every process.
+
+    Each process saw its own share of the rows; the batch-size weighted mean of each
+    record over all processes' batches replaces every local record, so that skorch's
+    epoch scores, the pooled losses and every decision taken from them (early
+    stopping, divergence) agree on all ranks. A process that had no batch of this pass
+    gets one record holding the means.
+    """
+    size_key = f"{prefix}_batch_size"
+    batches = [b for b in history[-1]["batches"] if size_key in b]
+    local = []
+    for key in keys:
+        pairs = [(b[size_key], b[key]) for b in batches if key in b]
+        local += [float(sum(s * v for s, v in pairs)), float(sum(s for s, _ in pairs))]
+    totals = distributed.all_reduce_sum(local)
+    means = {key: totals[2 * i] / totals[2 * i + 1] for i, key in enumerate(keys)
+             if totals[2 * i + 1] > 0}
+    if not means:
+        return
+    if not batches:
+        history[-1]["batches"].append({size_key: int(max(totals[1::2]))})
+        batches = history[-1]["batches"][-1:]
+    for batch in batches:
+        batch.update(means)
 
 
 def seeded_generator(seed: int | None = None) -> torch.Generator:
@@ -349,13 +404,15 @@ class _InMemoryNet(NeuralNet):
     ``num_workers`` DataLoader workers read file-backed modalities.
     """
 
-    def _set_data_options(self, num_workers: int, precision: str) -> None:
+    def _set_data_options(self, num_workers: int, precision: str,
+                          distributed: DistributedContext | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(
                 f"precision must be one of {list(PRECISIONS)}. Got {precision!r} instead."
             )
         self.num_workers = num_workers
         self.precision = precision
+        self.distributed = distributed
 
     def initialize(self):
         super().initialize()
@@ -363,15 +420,44 @@ class _InMemoryNet(NeuralNet):
         self.shuffle_generator_ = seeded_generator(seed)
         self.augment_generator_ = seeded_generator(None if seed is None else seed + 7919)
         self.grad_scaler_ = make_grad_scaler(self.device, self.precision)
+        # DDP copies rank 0's weights to every rank here
+        self._ddp = None if self.distributed is None else self.distributed.wrap(self.module_)
         return self
 
+    def leave_process_group(self) -> None:
+        """Drop DDP after training: prediction runs in each process alone."""
+        if getattr(self, "_ddp", None) is not None:
+            self._ddp = None
+            # a DDP wrapper left for the garbage collector would keep its gradient
+            # hooks on the module, which the next stage wraps again
+            gc.collect()
+        self.distributed = None
+
     def __getstate__(self):
-        # a trained net needs no shuffling, and torch < 2.3 cannot pickle a Generator
+        # a trained net needs no shuffling, and torch < 2.3 cannot pickle a Generator;
+        # a process group cannot be pickled at all
         state = super().__getstate__()
-        state.pop("shuffle_generator_", None)
-        state.pop("augment_generator_", None)
-        state.pop("grad_scaler_", None)
+        for key in ("shuffle_generator_", "augment_generator_", "grad_scaler_", "_ddp"):
+            state.pop(key, None)
+        state["distributed"] = None
         return state
+
+    def _call(self, method: str, *args: Any) -> Any:
+        """``self.module_.<method>(*args)``; in training under DDP through the DDP
+        wrapper, which averages the gradients over the processes."""
+        ddp = getattr(self, "_ddp", None)
+        if ddp is not None and self.module_.training:
+            return ddp(method, *args)
+        return getattr(self.module_, method)(*args)
+
+    #: Batch records of each pass that are averaged over the processes under DDP.
+    pass_records = {"train": ("train_loss",), "valid": ("valid_loss",)}
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        if iterator is not None and self.distributed is not None:
+            agree_on_pass(self.history, prefix, self.pass_records.get(prefix, ()),
+                          self.distributed)
 
     def get_iterator(self, dataset, training=False):
         return BatchIterator(
@@ -383,6 +469,7 @@ class _InMemoryNet(NeuralNet):
             generator=getattr(self, "shuffle_generator_", None) if training else None,
             num_workers=self.num_workers,
             augment_generator=getattr(self, "augment_generator_", None) if training else None,
+            distributed=getattr(self, "distributed", None),
         )
 
     def _forward(self, Xi, **fit_params):
@@ -445,9 +532,13 @@ class FusionNet(_InMemoryNet):
         DataLoader workers reading file-backed modalities.
     precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
         Autocast dtype of the forward passes.
+    distributed : DistributedContext, default=None
+        Train under DDP in this process group (see :mod:`._distributed`).
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
+
+    pass_records = {"train": ("train_loss",), "valid": ("valid_loss", "valid_log_loss")}
 
     def __init__(
         self,
@@ -459,11 +550,12 @@ class FusionNet(_InMemoryNet):
         iterator_seed=None,
         num_workers=0,
         precision="32",
+        distributed=None,
         criterion=nn.CrossEntropyLoss,
         **kwargs,
     ):
         super().__init__(module, criterion=criterion, **kwargs)
-        self._set_data_options(num_workers, precision)
+        self._set_data_options(num_workers, precision, distributed)
         self.objective = objective
         self.unimodal_weight = unimodal_weight
         self.dropout_rate = dropout_rate
@@ -476,11 +568,11 @@ class FusionNet(_InMemoryNet):
         module = self.module_
         present = x["present"]
         if self._uses_configurations():
-            return module.configuration_logits(x["inputs"], present)
+            return self._call("configuration_logits", x["inputs"], present)
         keep = present
         if self.objective == "random" and module.training:
             keep = random_modality_mask(present, self.dropout_rate)
-        return module.logits(x["inputs"], present, keep), None
+        return self._call("logits", x["inputs"], present, keep), None
 
     def validation_step(self, batch, **fit_params):
         step = super().validation_step(batch, **fit_params)
@@ -526,6 +618,8 @@ class ContrastiveNet(_InMemoryNet):
         DataLoader workers reading file-backed modalities.
     precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
         Autocast dtype of the forward passes.
+    distributed : DistributedContext, default=None
+        Train under DDP in this process group (see :mod:`._distributed`).
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
 
@@ -540,10 +634,11 @@ class ContrastiveNet(_InMemoryNet):
 
     def __init__(
         self, module, *, contrastive="fused", loss="balanced", iterator_seed=None,
-        num_workers=0, precision="32", criterion=make_contrastive_loss, **kwargs,
+        num_workers=0, precision="32", distributed=None, criterion=make_contrastive_loss,
+        **kwargs,
     ):
         super().__init__(module, criterion=criterion, **kwargs)
-        self._set_data_options(num_workers, precision)
+        self._set_data_options(num_workers, precision, distributed)
         self.contrastive = contrastive
         self.loss = loss
         self.iterator_seed = iterator_seed
@@ -561,6 +656,10 @@ class ContrastiveNet(_InMemoryNet):
 
     def on_epoch_end(self, net, **kwargs):
         super().on_epoch_end(net, **kwargs)
+        if self.distributed is not None:  # the cosines of every process's pairs
+            for training in (True, False):
+                self.pair_sums_[training] = self.distributed.all_reduce_tensor(
+                    self.pair_sums_[training])
         for training, prefix in ((True, ""), (False, "valid_")):
             sums = self.pair_sums_[training].tolist()
             if training or sums[1] + sums[3] > 0:
@@ -570,12 +669,7 @@ class ContrastiveNet(_InMemoryNet):
                 self.history.record(f"{prefix}diff_class_cosine", other)
 
     def infer(self, x, **fit_params):
-        module = self.module_
-        present = x["present"]
-        full, single = module.fuse_configurations(module.encode(x["inputs"], present), present)
-        views = module.projection(torch.cat([single, full.unsqueeze(0)]))
-        view_present = torch.cat([present.T, torch.ones_like(present[:, :1]).T])
-        return views, view_present
+        return self._call("projected_views", x["inputs"], x["present"])
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         views, view_present = y_pred

@@ -192,6 +192,17 @@ class MultimodalFusionNet(nn.Module):
         return self.classify(self.fuse(features, keep), keep,
                              self.linear_terms(inputs, present))
 
+    def projected_views(
+        self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The contrastive stage's views: projections of each single-modality
+        configuration and of the full input, (M+1, B, P), and which samples have each
+        view, (M+1, B) of bool (the full input: every sample)."""
+        full, single = self.fuse_configurations(self.encode(inputs, present), present)
+        views = self.projection(torch.cat([single, full.unsqueeze(0)]))
+        view_present = torch.cat([present.T, torch.ones_like(present[:, :1]).T])
+        return views, view_present
+
     def forward(
         self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor
     ) -> torch.Tensor:
