@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -401,3 +402,32 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
         estimator._nets.append(net.initialize())
     estimator.ensemble_size_ = spec["ensemble_size"]
     return estimator
+
+
+# -- in-memory form ----------------------------------------------------------------------------
+def model_to_bytes(estimator: Any) -> dict[str, bytes]:
+    """The two files that :func:`save_model` writes, as ``{file name: bytes}``.
+
+    They are written to a private temporary folder and read back, so that the bytes are
+    exactly those of a saved model (config.json records the weights' SHA-256).
+    """
+    with tempfile.TemporaryDirectory(prefix="mmfusion-") as temp:
+        folder = Path(temp) / "model"
+        save_model(estimator, folder)
+        return {name: (folder / name).read_bytes() for name in (CONFIG_FILE, WEIGHTS_FILE)}
+
+
+def model_from_bytes(cls: type, files: dict[str, bytes], device: Any = "cpu") -> Any:
+    """:func:`load_model` from the bytes of :func:`model_to_bytes`, with all its checks.
+
+    The bytes go to a private temporary folder that is removed once the model is built.
+    """
+    missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if name not in files]
+    if missing:
+        raise ModelFileError(f"Cannot load the model from bytes: {missing[0]} is missing.")
+    with tempfile.TemporaryDirectory(prefix="mmfusion-") as temp:
+        folder = Path(temp) / "model"
+        folder.mkdir()
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            (folder / name).write_bytes(files[name])
+        return load_model(cls, folder, device)

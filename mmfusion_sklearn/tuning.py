@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,7 +235,8 @@ class TuningResult:
         -------
         pandas.DataFrame
             ``study.trials_dataframe()``: one row per trial, its value, parameters,
-            state and user attributes (``cv_scores``).
+            state and user attributes (``cv_scores``, and ``worker``: the host and
+            process id that ran it).
         """
         return self.study.trials_dataframe()
 
@@ -277,7 +280,8 @@ def tune(
     n_trials : int
         The number of finished (complete or pruned) trials the study should hold:
         a resumed study that already has them runs no more; several processes that
-        share a study stop together once it has them.
+        share a study stop once it has them, each after the trial it is running, so
+        that W processes may leave up to ``n_trials + W - 1`` finished trials.
     cv : int or cross-validation generator, default=5
         As in ``cross_val_score`` (an int is a ``StratifiedKFold``).
     scoring : str or callable, default=None
@@ -286,7 +290,12 @@ def tune(
     storage : str, optuna storage or None, default=None
         Any Optuna storage URL (``"sqlite:///tuning.db"``,
         ``"postgresql://..."``) or object (e.g. ``optuna.storages.JournalStorage``);
-        None is :data:`DEFAULT_STORAGE`, an SQLite file in the current folder.
+        None is :data:`DEFAULT_STORAGE`, an SQLite file in the current folder. Several
+        processes or machines that pass one database URL (or a journal file on a
+        shared file system) and one ``study_name`` share the study; workers that
+        start together on an empty database retry while another creates Optuna's
+        tables. Each trial records the host and process that ran it (user attribute
+        ``worker``).
     study_name : str, default=None
         The study to create or resume; None is :data:`DEFAULT_STUDY_NAME`. A study
         that holds trials for other data (samples, modalities, classes, scoring) is
@@ -303,7 +312,8 @@ def tune(
     n_jobs : int, default=1
         Trials run in parallel threads of this process (Optuna's ``n_jobs``); torch
         then uses the cores divided by ``n_jobs`` threads. For several processes or
-        machines, run ``tune`` in each with one shared ``storage``.
+        machines, run ``tune`` in each with one shared ``storage`` (and a different
+        ``random_state``, or None, so that they do not draw the same parameters).
     search_space : dict, default=None
         Parameter names to Optuna distributions; None is
         :func:`default_search_space`.
@@ -367,7 +377,7 @@ def tune(
     folds = list(splitter.split(np.zeros((n, 1)), y))
 
     study = optuna.create_study(
-        storage=DEFAULT_STORAGE if storage is None else storage,
+        storage=_open_storage(DEFAULT_STORAGE if storage is None else storage),
         study_name=DEFAULT_STUDY_NAME if study_name is None else study_name,
         sampler=optuna.samplers.TPESampler(seed=random_state) if sampler is None else sampler,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
@@ -385,6 +395,8 @@ def tune(
     prunable = "callbacks" in params and bool(params.get("early_stopping", False))
 
     def objective(trial: Any) -> float:
+        # which process ran the trial: with several workers, where to look when one fails
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         params = suggest_params(trial, space)
         scores = []
         for fold, (train, test) in enumerate(folds):
@@ -421,6 +433,32 @@ def tune(
         best_estimator = clone(estimator).set_params(**best.params).fit(X, y)
     return TuningResult(study=study, best_params_=dict(best.params),
                         best_score_=float(best.value), best_estimator_=best_estimator)
+
+
+def _open_storage(storage: Any, attempts: int = 5) -> Any:
+    """An Optuna storage from a URL, retried while other workers create its tables.
+
+    Workers started together on an empty database all create Optuna's tables; on
+    PostgreSQL the losers of that race fail (a duplicate type or table) where they
+    would find the tables a moment later. Storage objects are returned as they are.
+    """
+    import optuna
+
+    if not isinstance(storage, str):
+        return storage
+    try:
+        from sqlalchemy.exc import IntegrityError, ProgrammingError
+    except ImportError:  # not a database URL optuna can open anyway: let it say so
+        return optuna.storages.get_storage(storage)
+    rng = np.random.default_rng()
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.get_storage(storage)
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(float(rng.uniform(0.1, 0.5)) * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _modality_names(data: Any) -> list[str]:

@@ -13,6 +13,7 @@ import pytest
 numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
 import mmfusion_sklearn  # noqa: E402
+from mmfusion_sklearn import dask as dask_  # noqa: E402  (imports without dask)
 from mmfusion_sklearn import io, metrics, plotting, tuning  # noqa: E402
 
 #: The numpydoc checks enforced. Left out on purpose: ES01 (extended summary), SA01
@@ -50,7 +51,7 @@ def _public_names() -> list[str]:
         names.append(f"mmfusion_sklearn.{name}")
         if inspect.isclass(obj):
             names += [f"mmfusion_sklearn.{name}.{method}" for method in _own_methods(obj)]
-    for module in (metrics, io, plotting, tuning):
+    for module in (metrics, io, plotting, tuning, dask_):
         prefix = module.__name__
         for name in module.__all__:
             obj = getattr(module, name)
@@ -90,6 +91,8 @@ def test_the_public_names_are_all_checked():
         "mmfusion_sklearn.tuning.suggest_params",
         "mmfusion_sklearn.tuning.default_search_space",
         "mmfusion_sklearn.tuning.PruningCallback.on_epoch_end",
+        "mmfusion_sklearn.dask.predict_proba",
+        "mmfusion_sklearn.dask.predict",
     }
     assert required <= set(PUBLIC), sorted(required - set(PUBLIC))
     # scikit-learn's own methods (score, get_params, set_fit_request, ...) are not ours
