@@ -121,6 +121,8 @@ def test_bag_of_records_gives_the_rows_of_one_process(client, fitted):
     assert labels == clf.predict(records).tolist()
 
 
+# dask < 2025 warns that a distributed client is active (the module's cluster fixture)
+@pytest.mark.filterwarnings("ignore:Running on a single-machine scheduler:UserWarning")
 def test_threaded_scheduler_and_empty_partitions(fitted):
     clf, frame = fitted
     ddf = dd.from_pandas(frame, npartitions=4)
