@@ -486,7 +486,7 @@ def measure_cache_cv(
         MultimodalFusionClassifier,
         clear_feature_cache,
     )
-    from mmfusion_sklearn._cache import FEATURE_CACHE
+    from mmfusion_sklearn._training.cache import FEATURE_CACHE
 
     warm_up(paths[0])
     if clear:

@@ -7,10 +7,10 @@ contrastive learning with fused representations, generalised to any number of
 modalities.
 """
 
-from ._cache import clear_feature_cache
 from ._compose import ModalityTransformer
 from ._data import Modality, MultimodalData
-from ._estimator import MultimodalFusionClassifier
+from ._estimators._base import MultimodalFusionClassifier
+from ._training.cache import clear_feature_cache
 
 __version__ = "0.1.0"
 

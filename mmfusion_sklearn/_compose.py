@@ -21,8 +21,8 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
 from ._data import MultimodalData, recorded_spec, resolve_modality_spec
+from ._data.parsing import input_data
 from ._data.values import _normalise_values
-from ._inputs import input_data
 
 _SPECIAL = ("passthrough", "drop")
 

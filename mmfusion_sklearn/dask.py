@@ -53,7 +53,7 @@ def _ship(estimator: Any, device: Any) -> _ShippedModel:
     """The estimator's save() form, made once on the client."""
     import json
 
-    from ._persistence import CONFIG_FILE, WEIGHTS_FILE, model_to_bytes
+    from ._persistence.files import CONFIG_FILE, WEIGHTS_FILE, model_to_bytes
 
     try:
         files = model_to_bytes(estimator)
@@ -69,8 +69,8 @@ def _ship(estimator: Any, device: Any) -> _ShippedModel:
 def _model(shipped: _ShippedModel) -> Any:
     """The estimator of ``shipped``, loaded once per process and kept in the cache."""
     from . import MultimodalFusionClassifier
-    from ._persistence import CONFIG_FILE, WEIGHTS_FILE, model_from_bytes
-    from ._persistence_schema import ModelFileError
+    from ._persistence.files import CONFIG_FILE, WEIGHTS_FILE, model_from_bytes
+    from ._persistence.schema import ModelFileError
 
     config_sha = hashlib.sha256(shipped.config).hexdigest()
     with _lock:

@@ -385,7 +385,7 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
 
 
 def _is_ours(estimator: Any) -> bool:
-    from ._estimator import MultimodalFusionClassifier
+    from ._estimators._base import MultimodalFusionClassifier
 
     return isinstance(estimator, MultimodalFusionClassifier)
 

@@ -27,8 +27,8 @@ from sklearn.utils.validation import _num_samples
 from skorch.callbacks import Callback
 
 from ._data import MultimodalData
-from ._ensemble import TrainingDivergedError
-from ._training import torch_threads
+from ._training.ensemble import TrainingDivergedError
+from ._training.nets import torch_threads
 
 __all__ = [
     "DEFAULT_STORAGE",

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmfusion_sklearn import MultimodalFusionClassifier
-from mmfusion_sklearn._calibration import (
+from mmfusion_sklearn._training.calibration import (
     LOG_T_PRIOR_SD,
     MAX_ENUMERATED_MODALITIES,
     TemperatureTable,

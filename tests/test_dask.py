@@ -30,7 +30,7 @@ distributed = pytest.importorskip("distributed")
 import mmfusion_sklearn  # noqa: E402
 from mmfusion_sklearn import MultimodalFusionClassifier  # noqa: E402
 from mmfusion_sklearn import dask as mmdask  # noqa: E402
-from mmfusion_sklearn._persistence_schema import ModelFileError  # noqa: E402
+from mmfusion_sklearn._persistence.schema import ModelFileError  # noqa: E402
 
 N = 48
 LABS = [f"lab{i}" for i in range(4)]

@@ -13,14 +13,14 @@ from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.utils._param_validation import InvalidParameterError
 
 from mmfusion_sklearn import MultimodalFusionClassifier
-from mmfusion_sklearn._distributed import (
+from mmfusion_sklearn._training.distributed import (
     DistributedContext,
     MethodCall,
     launched_world_size,
     main_process,
     resolve_distributed,
 )
-from mmfusion_sklearn._training import agree_on_pass
+from mmfusion_sklearn._training.nets import agree_on_pass
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

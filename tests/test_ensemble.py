@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from mmfusion_sklearn import MultimodalFusionClassifier
-from mmfusion_sklearn._ensemble import linear_l2, pooled_valid_loss
+from mmfusion_sklearn._training.ensemble import linear_l2, pooled_valid_loss
 from mmfusion_sklearn._torch.fusion import LinearLogits, single_modality_masks
 from mmfusion_sklearn._torch.linear import fit_linear_path, linear_objective
 from mmfusion_sklearn._torch.losses import simultaneous_dropout_loss, weighted_cross_entropy
@@ -175,7 +175,7 @@ def test_predictions_average_the_members_probabilities():
     clf = fast_clf(**STOPPING).fit(X, y)
     data = clf._as_data(X, reset=False)
     arrays, present = clf._model_arrays(data)
-    from mmfusion_sklearn._training import FusionDataset
+    from mmfusion_sklearn._training.nets import FusionDataset
 
     dataset = FusionDataset({k: torch.from_numpy(v) for k, v in arrays.items()},
                             torch.from_numpy(present))
@@ -225,7 +225,7 @@ def test_pooled_valid_loss_weights_by_held_out_size():
 
 
 def test_interrupt_in_training_keeps_the_best_weights_and_warns(monkeypatch):
-    from mmfusion_sklearn import _training
+    from mmfusion_sklearn._training import nets as _training
 
     X, y = _table_data()
     calls = {"n": 0}

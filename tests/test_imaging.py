@@ -22,7 +22,7 @@ from mmfusion_sklearn import (
     MultimodalFusionClassifier,
     clear_feature_cache,
 )
-from mmfusion_sklearn._cache import FEATURE_CACHE
+from mmfusion_sklearn._training.cache import FEATURE_CACHE
 from mmfusion_sklearn._preprocessing import ArrayPreprocessor, readers
 
 
@@ -497,7 +497,7 @@ def test_progress_bars_over_prediction_batches(png_data, capsys):
 def test_tabular_prediction_warns_once_for_unseen_categories(monkeypatch):
     import pandas as pd
 
-    from mmfusion_sklearn import _pipeline
+    from mmfusion_sklearn._training import sources as _pipeline
 
     monkeypatch.setattr(_pipeline, "TABLE_PREDICT_ROWS", 50)  # six batches
 
@@ -533,7 +533,7 @@ def test_save_load_keeps_the_file_settings(png_data, tmp_path):
 
 def test_sample_with_every_file_unreadable_takes_no_part_in_fit(png_data, tmp_path,
                                                                monkeypatch):
-    from mmfusion_sklearn import _estimator
+    from mmfusion_sklearn._estimators import _base as _estimator
 
     paths, _, table, y = png_data
     broken = list(paths)

@@ -385,7 +385,7 @@ def test_wrong_input_width_in_the_weights(basic, tmp_path):
 
 
 def test_strict_state_dict_errors_name_the_file(basic, tmp_path, monkeypatch):
-    from mmfusion_sklearn import _persistence
+    from mmfusion_sklearn._persistence import files as _persistence
 
     clf, _ = basic
     folder = _saved(clf, tmp_path)

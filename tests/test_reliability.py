@@ -119,7 +119,7 @@ def test_a_failed_refit_leaves_the_previous_model_intact():
 def test_an_interrupt_before_any_network_leaves_the_estimator_unfitted(monkeypatch):
     from sklearn.exceptions import NotFittedError
 
-    from mmfusion_sklearn import _estimator
+    from mmfusion_sklearn._estimators import _base as _estimator
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -134,7 +134,7 @@ def test_an_interrupt_before_any_network_leaves_the_estimator_unfitted(monkeypat
 
 
 def test_one_interrupt_in_the_contrastive_stage_stops_the_whole_fit(monkeypatch):
-    from mmfusion_sklearn import _training
+    from mmfusion_sklearn._training import nets as _training
 
     calls = {"contrastive": 0, "classification": 0}
     contrastive_loop = _training.ContrastiveNet.fit_loop

@@ -1,5 +1,5 @@
 """Unit tests of the torch core (mmfusion_sklearn._torch) and the training layer
-(mmfusion_sklearn._training), each part on tiny tensors."""
+(mmfusion_sklearn._training.nets), each part on tiny tensors."""
 
 import math
 
@@ -34,7 +34,7 @@ from mmfusion_sklearn._torch.losses import (
     weighted_cross_entropy,
 )
 from mmfusion_sklearn._torch.model import MultimodalFusionNet
-from mmfusion_sklearn._training import BatchIterator, ContrastiveNet, FusionDataset, FusionNet
+from mmfusion_sklearn._training.nets import BatchIterator, ContrastiveNet, FusionDataset, FusionNet
 
 
 @pytest.fixture(autouse=True)

@@ -13,20 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._data.messages import rows_text as _rows_text
 from .._data.values import _is_missing_item
-
-
-def _rows_text(rows: np.ndarray, limit: int = 10) -> str:
-    rows = [int(r) for r in rows]
-    text = ", ".join(map(str, rows[:limit]))
-    return text + (f" ... ({len(rows)} rows)" if len(rows) > limit else "")
-
-
-def _samples_have(rows: np.ndarray) -> str:
-    """'Sample 3 has' or 'Samples 3, 8 have' (the start of a message about rows)."""
-    if len(rows) == 1:
-        return f"Sample {int(rows[0])} has"
-    return f"Samples {_rows_text(rows)} have"
 
 
 def as_frame(name: str, values: Any) -> pd.DataFrame:

@@ -19,8 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ._data import Modality
-from ._persistence_schema import (
+from .._data import Modality
+from .._preprocessing import preprocessor_from_state
+from .._training.devices import resolve_device
+from .._training.nets import FusionNet
+from .schema import (
     ModelFileError,
     check_sizes,
     invalid,
@@ -29,8 +32,6 @@ from ._persistence_schema import (
     read_header,
     validate_config,
 )
-from ._preprocessing import preprocessor_from_state
-from ._training import FusionNet
 
 FORMAT_VERSION = 3
 #: Formats this version reads: 1 held one network (unprefixed weights), 2 holds
@@ -97,7 +98,7 @@ def _label_to_json(label: Any) -> Any:
 
 
 def _config(estimator: Any) -> dict[str, Any]:
-    from . import __version__
+    from .. import __version__
 
     config = {
         "format_version": FORMAT_VERSION,
@@ -247,7 +248,7 @@ def _positional_encoder_keys(state: dict[str, Any], names: list[str]) -> dict[st
 
 
 def _check_format(config: dict[str, Any], folder: Path, config_path: Path) -> int:
-    from . import __version__
+    from .. import __version__
 
     version = config.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
@@ -326,9 +327,8 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
 
-    from ._calibration import TemperatureTable
-    from ._estimator import _resolve_device
-    from ._plans import history_frame
+    from .._training.calibration import TemperatureTable
+    from .._training.plans import history_frame
 
     folder = Path(path)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
@@ -347,7 +347,7 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
     check_sizes(members[0], order, estimator.embed_dim, len(spec["classes"]), weights_path)
 
     estimator.device = device
-    estimator.device_ = _resolve_device(device)
+    estimator.device_ = resolve_device(device, cls.__name__)
     estimator.classes_ = spec["classes"]
     estimator.modalities_ = spec["modalities"]
     estimator._preprocessors = {

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from skorch.helper import predefined_split
 
-from ._callbacks import member_callbacks
-from ._torch.linear import fit_linear_path, linear_loss
-from ._torch.losses import random_modality_mask
-from ._training import ContrastiveNet, FusionDataset, FusionNet, progress_bar
+from .._torch.linear import fit_linear_path, linear_loss
+from .._torch.losses import random_modality_mask
+from .callbacks import member_callbacks
+from .nets import ContrastiveNet, FusionDataset, FusionNet, progress_bar
 
 #: Inverse penalties C of the linear path, counted as scikit-learn's LogisticRegression
 #: counts them (see :func:`linear_l2`); the lowest loss pooled over the members'

@@ -153,16 +153,30 @@ class DistributedContext:
         return max(1, math.ceil(batch_size / self.world_size))
 
     def all_reduce_sum(self, values: list[float]) -> list[float]:
-        """Sums of ``values`` over the ranks (float64), the same on every rank."""
+        """Sums of ``values`` over the ranks (float64), bit-identical on every rank."""
         tensor = torch.tensor(values, dtype=torch.float64, device=self._comm_device)
-        torch.distributed.all_reduce(tensor)
-        return tensor.tolist()
+        return self._ordered_sum(tensor).tolist()
 
     def all_reduce_tensor(self, tensor: torch.Tensor) -> torch.Tensor:
-        """``tensor`` summed over the ranks (returned on ``tensor``'s device)."""
-        reduced = tensor.to(self._comm_device, dtype=torch.float64)
-        torch.distributed.all_reduce(reduced)
+        """``tensor`` summed over the ranks (returned on ``tensor``'s device), bit-identical
+        on every rank."""
+        reduced = self._ordered_sum(tensor.to(self._comm_device, dtype=torch.float64))
         return reduced.to(tensor.device, dtype=tensor.dtype)
+
+    def _ordered_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every rank's ``tensor`` gathered, then added in rank order on every rank.
+
+        ``all_reduce`` may add the ranks' parts in a different order on each rank (gloo's
+        ring does), and float addition is not associative: the sums could differ in the
+        last bit and early stopping could decide otherwise on two ranks. Gathering and
+        adding locally in one fixed order gives every rank the same bits.
+        """
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        torch.distributed.all_gather(parts, tensor.contiguous())
+        total = parts[0].clone()
+        for part in parts[1:]:
+            total += part
+        return total
 
     def broadcast_object(self, value: Any) -> Any:
         """Rank 0's ``value`` on every rank (any picklable object)."""

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-from ._ensemble import MemberPlan
+from .ensemble import MemberPlan
 
 #: Members of ``ensemble_size="auto"`` when early stopping is on, n is at most
 #: :data:`AUTO_ENSEMBLE_MAX_N` and every modality is a table or a feature vector:

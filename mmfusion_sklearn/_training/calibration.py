@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._training import BatchIterator, FusionDataset, autocast
+from .nets import BatchIterator, FusionDataset, autocast
 
 #: Up to this many modalities every non-empty subset is calibrated; beyond it, the full
 #: set, each single modality and the patterns met in the held-out rows.

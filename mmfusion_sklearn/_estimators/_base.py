@@ -20,53 +20,33 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
-from ._calibration import fit_temperature_table
-from ._callbacks import check_callbacks
-from ._data import MultimodalData, resolve_modality_spec
-from ._distributed import DistributedContext, main_process, resolve_distributed
-from ._ensemble import MemberPlan, train_members
-from ._inputs import (
+from .._data import MultimodalData, resolve_modality_spec
+from .._data.messages import rows_text as _rows_text
+from .._data.parsing import (
     check_known_modalities,
     check_no_array_columns,
-    fit_preprocessors,
     fitted_column_spec,
     multimodal_input,
     presence_matrix,
     resolve_modalities,
-    sample_shape,
 )
-from ._pipeline import FrozenFeatures, ReadLog, predict_log_proba, training_dataset
-from ._plans import history_frame, member_plans, resolve_ensemble_size
-from ._preprocessing.tabular import _rows_text
-from ._torch.encoders import (
+from .._preprocessing import fit_preprocessors, sample_shape
+from .._torch.encoders import (
     EmbeddingEncoder,
     ModuleEncoder,
     build_encoder,
     module_output_width,
 )
-from ._torch.losses import contrastive_pairs
-from ._torch.model import MultimodalFusionNet
-from ._training import PRECISIONS, FusionDataset, torch_threads
-
-
-def _resolve_device(device: Any) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            "The 'device' parameter of MultimodalFusionClassifier must be 'auto', 'cpu', "
-            f"'cuda', 'cuda:N' or a torch.device. Got {device!r} instead."
-        ) from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"The 'device' parameter is {device!r} but CUDA is not available here. Use "
-            "device='auto' or 'cpu'."
-        )
-    return resolved
+from .._torch.losses import contrastive_pairs
+from .._torch.model import MultimodalFusionNet
+from .._training.calibration import fit_temperature_table
+from .._training.callbacks import check_callbacks
+from .._training.devices import resolve_device
+from .._training.distributed import DistributedContext, main_process, resolve_distributed
+from .._training.ensemble import MemberPlan, train_members
+from .._training.nets import PRECISIONS, FusionDataset, torch_threads
+from .._training.plans import history_frame, member_plans, resolve_ensemble_size
+from .._training.sources import FrozenFeatures, ReadLog, predict_log_proba, training_dataset
 
 
 class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
@@ -550,7 +530,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
                 "or wrap the estimator in sklearn.calibration.CalibratedClassifierCV."
             )
         callbacks = check_callbacks(self.callbacks)
-        self.device_ = _resolve_device(self.device)
+        self.device_ = resolve_device(self.device, type(self).__name__)
         distributed = resolve_distributed(self.distributed, self.device_)
         if distributed is not None:
             self.device_ = distributed.device  # cuda:LOCAL_RANK under torchrun
@@ -756,7 +736,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         In a process group (under ``torchrun``) only rank 0 writes, unless
         ``distributed=False``; the other ranks return at once, without waiting for it.
         """
-        from ._persistence import save_model
+        from .._persistence.files import save_model
 
         if self.distributed is not False and not main_process():
             return  # under torchrun every rank holds the same model: rank 0 writes it
@@ -778,7 +758,7 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseEstimator):
         MultimodalFusionClassifier
             A fitted estimator.
         """
-        from ._persistence import load_model
+        from .._persistence.files import load_model
 
         return load_model(cls, path, device)
 

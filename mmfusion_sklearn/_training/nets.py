@@ -19,14 +19,14 @@ from skorch import NeuralNet
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ._distributed import DistributedContext
-from ._torch.losses import (
+from .._torch.losses import (
     contrastive_pairs,
     make_contrastive_loss,
     random_modality_mask,
     simultaneous_dropout_loss,
     weighted_cross_entropy,
 )
+from .distributed import DistributedContext
 
 
 class FusionDataset(Dataset):

@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._cache import FEATURE_CACHE, FeatureCache, callable_key, digest, sample_key
-from ._inputs import sample_shape
-from ._preprocessing import holds_files
-from ._preprocessing.tabular import _rows_text, _samples_have, warn_unseen_categories
-from ._torch.encoders import compute_features
-from ._training import BatchIterator, FusionDataset, autocast
+from .._preprocessing import holds_files, sample_shape
+from .._data.messages import rows_text as _rows_text
+from .._data.messages import samples_have as _samples_have
+from .._preprocessing.tabular import warn_unseen_categories
+from .._torch.encoders import compute_features
+from .cache import FEATURE_CACHE, FeatureCache, callable_key, digest, sample_key
+from .nets import BatchIterator, FusionDataset, autocast
 
 #: Rows per prediction batch when every modality is a table or a vector (images and
 #: volumes use the estimator's batch_size).

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ._data import KINDS, Modality, resolve_modality_spec
-from ._plans import HISTORY_COLUMNS
+from .._data import KINDS, Modality, resolve_modality_spec
+from .._training.plans import HISTORY_COLUMNS
 
 #: Largest number of values one sample of a modality may have (1 GiB of float32).
 MAX_SAMPLE_SIZE = 2**28

@@ -12,10 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._data import KINDS, Modality, MultimodalData, infer_kind, recorded_spec
-from ._data.inference import path_kind
-from ._preprocessing import make_preprocessor
-from ._preprocessing.tabular import _samples_have
+from . import KINDS, Modality, MultimodalData, infer_kind, recorded_spec
+from .inference import path_kind
+from .messages import samples_have
 
 
 def is_multimodal_input(X: Any, spec: dict[str, Modality] | None) -> bool:
@@ -214,36 +213,7 @@ def presence_matrix(data: MultimodalData, names: list[str]) -> np.ndarray:
     empty = np.flatnonzero(~present.any(axis=1))
     if len(empty):
         raise ValueError(
-            f"{_samples_have(empty)} no modality at all; every sample needs "
+            f"{samples_have(empty)} no modality at all; every sample needs "
             f"at least one of {names}."
         )
     return present
-
-
-def fit_preprocessors(
-    data: MultimodalData, modalities: dict[str, Modality], on_read_error: str = "raise",
-    failures: dict[tuple[str, int], tuple[str, str]] | None = None,
-) -> dict[str, Any]:
-    """Fit one preprocessor per modality on the samples where it is present.
-
-    Files of image and volume modalities that cannot be read go to ``failures`` as
-    ``(modality, row) -> (file, message)`` when ``on_read_error`` is "missing".
-    """
-    preprocessors = {}
-    for name, modality in modalities.items():
-        preprocessor = make_preprocessor(name, modality.kind, modality)
-        if modality.kind in ("image", "volume"):
-            met: dict[int, tuple[str, str]] = {}
-            preprocessor.fit(data.values(name), data.present(name), on_read_error, met)
-            if failures is not None:
-                failures.update({(name, row): failure for row, failure in met.items()})
-        else:
-            preprocessor.fit(data.values(name), data.present(name))
-        preprocessors[name] = preprocessor
-    return preprocessors
-
-
-def sample_shape(preprocessor: Any) -> tuple[int, ...]:
-    """Shape of one transformed sample: ``(width,)`` for tables, ``(C, *spatial)`` else."""
-    shape = preprocessor.n_features_out_
-    return tuple(shape) if isinstance(shape, tuple) else (shape,)

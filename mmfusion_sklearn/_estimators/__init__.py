@@ -1,0 +1,1 @@
+"""The estimators: one base that wires the engine, one short module per task."""
