@@ -1,4 +1,5 @@
-"""Multimodal fusion classification with missing modalities, as a scikit-learn estimator.
+"""Multimodal fusion with missing modalities, as scikit-learn estimators: a classifier
+and a regressor on one engine.
 
 The method is that of Gu, Saito and Ma, "Learning Contrastive Multimodal Fusion with
 Improved Modality Dropout for Disease Detection and Prediction" (MICCAI 2025):
@@ -9,7 +10,8 @@ modalities.
 
 from ._compose import ModalityTransformer
 from ._data import Modality, MultimodalData
-from ._estimators._base import MultimodalFusionClassifier
+from ._estimators.classifier import MultimodalFusionClassifier
+from ._estimators.regressor import MultimodalFusionRegressor
 from ._training.cache import clear_feature_cache
 
 __version__ = "0.1.0"
@@ -19,6 +21,7 @@ __all__ = [
     "ModalityTransformer",
     "MultimodalData",
     "MultimodalFusionClassifier",
+    "MultimodalFusionRegressor",
     "__version__",
     "clear_feature_cache",
     "load",
@@ -26,7 +29,7 @@ __all__ = [
 
 
 def load(path, device="cpu"):
-    """Load a model saved with :meth:`MultimodalFusionClassifier.save`.
+    """Load a model saved with ``save`` (a classifier or a regressor, as the file says).
 
     Parameters
     ----------
@@ -37,7 +40,12 @@ def load(path, device="cpu"):
 
     Returns
     -------
-    MultimodalFusionClassifier
+    MultimodalFusionClassifier or MultimodalFusionRegressor
         The fitted estimator.
     """
-    return MultimodalFusionClassifier.load(path, device=device)
+    from ._persistence.files import saved_estimator_name
+
+    name = saved_estimator_name(path)
+    cls = MultimodalFusionRegressor if name == "MultimodalFusionRegressor" \
+        else MultimodalFusionClassifier
+    return cls.load(path, device=device)

@@ -97,6 +97,14 @@ def _label_to_json(label: Any) -> Any:
     return label
 
 
+def classes_to_json(classes: np.ndarray) -> dict[str, Any]:
+    """A classifier's ``classes`` and ``classes_dtype`` config entries."""
+    return {
+        "classes": [_label_to_json(c) for c in classes],
+        "classes_dtype": classes.dtype.str if classes.dtype != object else "object",
+    }
+
+
 def _config(estimator: Any) -> dict[str, Any]:
     from .. import __version__
 
@@ -106,9 +114,7 @@ def _config(estimator: Any) -> dict[str, Any]:
         "estimator": type(estimator).__name__,
         "weights_sha256": None,  # set once the weights are written
         "params": _json_params(estimator.get_params(deep=False)),
-        "classes": [_label_to_json(c) for c in estimator.classes_],
-        "classes_dtype": estimator.classes_.dtype.str
-        if estimator.classes_.dtype != object else "object",
+        **estimator._target_config(),
         # the network's order; the dicts below may be reordered by JSON tools
         "modality_order": list(estimator.modalities_),
         "modalities": {
@@ -317,6 +323,19 @@ def _check_architecture(estimator: Any, members: list[dict[str, tuple]], order: 
             )
 
 
+def saved_estimator_name(path: str | Path) -> str | None:
+    """The estimator class named in a saved model's config.json (None if unreadable:
+    ``load`` then reports what is wrong)."""
+    config_path = Path(path) / CONFIG_FILE
+    if not config_path.is_file():
+        return None
+    try:
+        name = read_config(config_path).get("estimator")
+    except (ValueError, OSError):
+        return None
+    return name if isinstance(name, str) else None
+
+
 def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
     """Rebuild a fitted estimator of class ``cls`` from the folder ``path``.
 
@@ -344,11 +363,12 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
     if version < 3:
         members = [_positional_encoder_keys(m, order) for m in members]
     estimator = cls(**spec["params"])
-    check_sizes(members[0], order, estimator.embed_dim, len(spec["classes"]), weights_path)
+    estimator._set_target_config(spec["target"])
+    check_sizes(members[0], order, estimator.embed_dim, estimator._task().n_outputs,
+                weights_path)
 
     estimator.device = device
     estimator.device_ = resolve_device(device, cls.__name__)
-    estimator.classes_ = spec["classes"]
     estimator.modalities_ = spec["modalities"]
     estimator._preprocessors = {
         k: preprocessor_from_state(v) for k, v in spec["preprocessors"].items()
@@ -360,7 +380,8 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
     estimator._frozen_keys = {}
     estimator._input_shapes = spec["input_shapes"]
     try:
-        estimator.history_ = history_frame(config["history"])
+        estimator.history_ = history_frame(config["history"],
+                                           estimator._task().full_loss_name)
     except (TypeError, ValueError) as exc:
         raise invalid(config_path, "history", f"cannot be read ({exc}).") from exc
     estimator._temperatures = None
@@ -396,8 +417,8 @@ def load_model(cls: type, path: str | Path, device: Any = "cpu") -> Any:
                 f"network that {CONFIG_FILE} describes: {exc}"
             ) from exc
         net = FusionNet(
-            module, batch_size=estimator.batch_size, device=estimator.device_, verbose=0,
-            train_split=None,
+            module, task=estimator._task(), batch_size=estimator.batch_size,
+            device=estimator.device_, verbose=0, train_split=None,
         )
         estimator._nets.append(net.initialize())
     estimator.ensemble_size_ = spec["ensemble_size"]

@@ -36,8 +36,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: Top-level keys of config.json: the type of each, and whether it is required.
 TOP_LEVEL = {
     "format_version": (int, True), "package_version": (str, False),
-    "estimator": (str, True), "params": (dict, True), "classes": (list, True),
-    "classes_dtype": (str, True), "modalities": (dict, True), "modality_order": (list, False),
+    "estimator": (str, True), "params": (dict, True), "classes": (list, False),
+    "classes_dtype": (str, False), "target": (dict, False), "modalities": (dict, True),
+    "modality_order": (list, False),
     "preprocessors": (dict, True), "input_shapes": (dict, True),
     "ensemble_size": (int, False), "history": (list, True), "n_features_in_": (int, False),
     "feature_names_in_": (list, False), "weights_sha256": (str, False),
@@ -145,7 +146,8 @@ def validate_config(config: dict[str, Any], cls: type, version: int,
     -------
     dict
         ``order`` (modality names in the network's order), ``params`` (constructor
-        arguments), ``classes`` (ndarray), ``modalities``, ``preprocessors`` (states)
+        arguments), ``target`` (a classifier's ``{"classes": ndarray}``, a regressor's
+        ``{"mean": float, "scale": float}``), ``modalities``, ``preprocessors`` (states)
         and ``input_shapes``, each in ``order``; ``ensemble_size``.
     """
     check_top_level(config, path)
@@ -173,7 +175,7 @@ def validate_config(config: dict[str, Any], cls: type, version: int,
         raise invalid(path, "weights_sha256", "must be 64 lowercase hexadecimal digits.")
     return {
         "order": order, "params": check_params(config["params"], cls, order, path),
-        "classes": _classes(config["classes"], config["classes_dtype"], path),
+        "target": _target(config, cls, path),
         "modalities": modalities, "preprocessors": preprocessors, "input_shapes": shapes,
         "ensemble_size": size, "temperatures": temperatures,
     }
@@ -315,6 +317,32 @@ def _input_shape(shape: Any, name: str, kind: str, state: dict[str, Any],
     return tuple(shape)
 
 
+#: The config keys that hold each kind of fitted target; an estimator class names its
+#: kind in ``_target_kind`` ("classes" by default).
+TARGET_KEYS = {"classes": ("classes", "classes_dtype"), "continuous": ("target",)}
+
+
+def _target(config: dict[str, Any], cls: type, path: Path) -> dict[str, Any]:
+    """The fitted target: a classifier's classes, or a regressor's standardisation."""
+    kind = getattr(cls, "_target_kind", "classes")
+    for key in TARGET_KEYS[kind]:
+        if key not in config:
+            raise invalid(path, key, "is missing.")
+    for other, keys in TARGET_KEYS.items():
+        stray = [k for k in keys if other != kind and k in config]
+        if stray:
+            raise invalid(path, stray[0], f"does not belong to a {cls.__name__}.")
+    if kind == "classes":
+        return {"classes": _classes(config["classes"], config["classes_dtype"], path)}
+    target = config["target"]
+    if set(target) != {"mean", "scale"} or not all(
+        _number(target[k]) and math.isfinite(target[k]) for k in target
+    ) or not target["scale"] > 0:
+        raise invalid(path, "target", "must be {'mean': finite number, 'scale': finite "
+                      f"number > 0}}; got {_short(target)}.")
+    return {"mean": float(target["mean"]), "scale": float(target["scale"])}
+
+
 def _classes(classes: list, dtype_text: str, path: Path) -> np.ndarray:
     if dtype_text != "object" and not _CLASSES_DTYPE.fullmatch(dtype_text):
         raise invalid(path, "classes_dtype", f"is {dtype_text!r}; expected a numpy dtype "
@@ -450,10 +478,11 @@ def member_tensors(header: dict[str, tuple], version: int, size: int,
     return [members[k] for k in range(size)]
 
 
-def check_sizes(tensors: dict[str, tuple], order: list[str], embed_dim: int, n_classes: int,
+def check_sizes(tensors: dict[str, tuple], order: list[str], embed_dim: int, n_outputs: int,
                 path: Path) -> None:
     """The sizes config.json states against one member's tensor shapes: the number of
-    modalities and ``embed_dim`` (the modality tokens), the classes (classifier head)."""
+    modalities and ``embed_dim`` (the modality tokens), the head's outputs (the classes,
+    or 1 for a continuous target)."""
     config = path.with_name("config.json")
     shapes = {key: shape for key, (_, shape) in tensors.items()}
     tokens, head = shapes.get("tokens.tokens"), shapes.get("classifier.net.2.weight")
@@ -466,9 +495,12 @@ def check_sizes(tensors: dict[str, tuple], order: list[str], embed_dim: int, n_c
     if tokens[1] != embed_dim:
         raise invalid(config, "params.embed_dim", f"is {embed_dim}, but the tokens in "
                       f"{path.name} are {tokens[1]} wide (shape {list(tokens)}).")
-    if head[0] != n_classes:
-        raise invalid(config, "classes", f"holds {n_classes} labels, but the classifier "
-                      f"head in {path.name} has {head[0]} outputs.")
+    if head[0] != n_outputs:
+        if n_outputs > 1:
+            raise invalid(config, "classes", f"holds {n_outputs} labels, but the classifier "
+                          f"head in {path.name} has {head[0]} outputs.")
+        raise invalid(config, "target", f"is continuous (one output), but the head in "
+                      f"{path.name} has {head[0]} outputs.")
 
 
 # -- small type predicates -------------------------------------------------------------------

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .._data.messages import rows_text as _rows_text
+from .._data.messages import user_stacklevel
 from .._data.values import _is_missing_item
 
 
@@ -72,15 +73,15 @@ def check_magnitude(name: str, out: np.ndarray, row_ids: np.ndarray | None = Non
     )
 
 
-def warn_unseen_categories(name: str, unseen: Mapping[str, set], stacklevel: int = 5) -> None:
-    """One warning per column naming the categories that fit never saw (``stacklevel``
-    counted from the caller of this function)."""
+def warn_unseen_categories(name: str, unseen: Mapping[str, set]) -> None:
+    """One warning per column naming the categories that fit never saw (pointing at the
+    user's line)."""
     for column, categories in unseen.items():
         warnings.warn(
             f"Modality {name!r}, column {column!r}: categories {sorted(categories)[:10]} "
             "were not seen in fit and are encoded as all zeros.",
             UserWarning,
-            stacklevel=stacklevel + 1,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -108,7 +109,7 @@ def _warn_mixed_column(name: str, column: str, values: pd.Series) -> None:
             "categories). If these values mean 'missing', replace them with NaN; "
             "otherwise convert the column to numbers.",
             UserWarning,
-            stacklevel=7,  # the user's call of the estimator's fit
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -278,7 +279,7 @@ class TabularPreprocessor:
             if new and unseen is not None:
                 unseen.setdefault(column, set()).update(new)
             elif new:
-                warn_unseen_categories(self.name, {column: new}, stacklevel=2)
+                warn_unseen_categories(self.name, {column: new})
             blocks.append(onehot)
         out[rows] = np.hstack(blocks).astype(np.float32)
         check_magnitude(self.name, out, row_ids)

@@ -1,4 +1,5 @@
-"""Fit the linear path of a network: ridge-penalised multi-configuration logistic models.
+"""Fit the linear path of a network: ridge-penalised multi-configuration linear models
+(logistic for classes, least squares for a continuous target: the task's loss).
 
 The linear path (:class:`~mmfusion_sklearn._torch.fusion.LinearLogits`) gives each
 tabular or embedding modality a linear score ``W_m x_m + b_m`` added to the class
@@ -12,9 +13,9 @@ the network then only has to learn what is not linear.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .fusion import LinearLogits, single_modality_masks
+from .tasks import ClassificationTask, Task
 
 
 def linear_objective(
@@ -25,12 +26,13 @@ def linear_objective(
     weight: torch.Tensor,
     configurations: bool,
     unimodal_weight: float = 1.0,
+    task: Task | None = None,
 ) -> torch.Tensor:
     """The task loss of the linear path alone (no L2 term).
 
     The same objective as the network's task stage (see
     :func:`~mmfusion_sklearn._torch.losses.simultaneous_dropout_loss`), computed for
-    every configuration in one batched cross-entropy since L-BFGS calls it often.
+    every configuration in one batched loss since L-BFGS calls it often.
 
     Parameters
     ----------
@@ -41,7 +43,7 @@ def linear_objective(
     present : Tensor (B, M) of bool
         Presence (or, for conventional modality dropout, the kept modalities).
     y : Tensor (B,)
-        Class indices.
+        Encoded targets (class indices, or standardised values).
     weight : Tensor (B,)
         Sample weights.
     configurations : bool
@@ -49,6 +51,8 @@ def linear_objective(
         full input only.
     unimodal_weight : float, default=1.0
         Weight of the single-modality terms.
+    task : Task, default=None
+        The task's loss; None is classification with ``linear.n_classes`` classes.
 
     Returns
     -------
@@ -60,12 +64,11 @@ def linear_objective(
     if configurations:
         masks = torch.cat([masks, single_modality_masks(present)])
         takes_part = torch.cat([takes_part, present.T])
-    logits = linear.combine(terms, masks)  # (K, B, C)
-    k, batch, n_classes = logits.shape
-    losses = F.cross_entropy(logits.reshape(-1, n_classes).float(), y.repeat(k),
-                             reduction="none").reshape(k, batch)
-    w = weight.to(losses.dtype).unsqueeze(0) * takes_part.to(losses.dtype)
-    per_configuration = (losses * w).sum(dim=1) / w.sum(dim=1).clamp_min(1e-12)
+    if task is None:
+        task = ClassificationTask(linear.n_classes)
+    outputs = linear.combine(terms, masks)  # (K, B, C)
+    w = weight.float().unsqueeze(0) * takes_part.float()
+    per_configuration = task.configuration_losses(outputs, y, w)
     factors = torch.full_like(per_configuration, float(unimodal_weight))
     factors[0] = 1.0
     return (per_configuration * factors).sum()
@@ -82,6 +85,7 @@ def fit_linear_path(
     unimodal_weight: float = 1.0,
     max_iter: int = 100,
     warm_start: bool = False,
+    task: Task | None = None,
 ) -> float:
     """Fit ``linear`` in place: minimise its task loss + ``l2 * ||W||^2``.
 
@@ -95,7 +99,7 @@ def fit_linear_path(
     present : Tensor (n, M) of bool
         Presence.
     y, weight : Tensor (n,)
-        Class indices and sample weights.
+        Encoded targets and sample weights.
     l2 : float
         Penalty on the squared weights (not on the biases and absent constants).
     configurations : bool
@@ -107,6 +111,8 @@ def fit_linear_path(
     warm_start : bool, default=False
         Start from the current parameters (e.g. the fit of a stronger penalty) instead
         of zeros.
+    task : Task, default=None
+        The task's loss (see :func:`linear_objective`).
 
     Returns
     -------
@@ -124,7 +130,7 @@ def fit_linear_path(
         optimizer.zero_grad()
         terms = linear(inputs, present)
         loss = linear_objective(linear, terms, present, y, weight, configurations,
-                                unimodal_weight) + l2 * linear.squared_norm()
+                                unimodal_weight, task) + l2 * linear.squared_norm()
         loss.backward()
         return loss
 
@@ -133,7 +139,7 @@ def fit_linear_path(
     with torch.no_grad():
         terms = linear(inputs, present)
         loss = linear_objective(linear, terms, present, y, weight, configurations,
-                                unimodal_weight) + l2 * linear.squared_norm()
+                                unimodal_weight, task) + l2 * linear.squared_norm()
     return float(loss)
 
 
@@ -146,8 +152,9 @@ def linear_loss(
     weight: torch.Tensor,
     configurations: bool,
     unimodal_weight: float = 1.0,
+    task: Task | None = None,
 ) -> float:
     """The unpenalised task loss of ``linear`` on some rows (e.g. held-out ones)."""
     terms = linear(inputs, present)
     return float(linear_objective(linear, terms, present, y, weight, configurations,
-                                  unimodal_weight))
+                                  unimodal_weight, task))

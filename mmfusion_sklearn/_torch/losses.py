@@ -1,4 +1,5 @@
-"""Losses: weighted cross-entropy, simultaneous modality dropout, sigmoid contrastive."""
+"""Losses: weighted cross-entropy and means, simultaneous modality dropout, sigmoid
+contrastive."""
 
 from __future__ import annotations
 
@@ -28,7 +29,25 @@ def weighted_cross_entropy(
     mask : Tensor (B,) of bool, default=None
         Samples taking part; None is all. With no sample taking part the loss is 0.
     """
-    losses = F.cross_entropy(logits.float(), y, reduction="none")
+    return weighted_mean(F.cross_entropy(logits.float(), y, reduction="none"), weight, mask)
+
+
+def weighted_mean(
+    losses: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-sample ``losses`` (B,) averaged with ``weight`` over the samples in ``mask``.
+
+    Parameters
+    ----------
+    losses : Tensor (B,)
+        Per-sample losses.
+    weight : Tensor (B,), default=None
+        Per-sample weights; None is all ones.
+    mask : Tensor (B,) of bool, default=None
+        Samples taking part; None is all. With no sample taking part the result is 0.
+    """
     w = torch.ones_like(losses) if weight is None else weight.to(losses.dtype)
     if mask is not None:
         w = w * mask.to(losses.dtype)

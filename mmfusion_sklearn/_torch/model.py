@@ -42,14 +42,16 @@ class ModalityEncoders(nn.ModuleList):
 
 
 class MultimodalFusionNet(nn.Module):
-    """Encode each modality, fill absent ones with tokens, fuse, classify.
+    """Encode each modality, fill absent ones with tokens, fuse, and map to the task's
+    outputs (class logits, a standardised prediction or a risk score).
 
     Parameters
     ----------
     encoders : mapping of str to nn.Module
         One encoder per modality, in order, each mapping its batch to (B, embed_dim).
-    n_classes : int
-        Number of classes.
+    n_outputs : int
+        Width of the head: the number of classes, or 1 for a continuous target (and for
+        a risk score).
     embed_dim : int, default=128
         Width of encoder outputs, tokens and the fused vector.
     fusion : {"mlp", "transformer"}, default="mlp"
@@ -74,7 +76,7 @@ class MultimodalFusionNet(nn.Module):
     def __init__(
         self,
         encoders: Mapping[str, nn.Module],
-        n_classes: int,
+        n_outputs: int,
         embed_dim: int = 128,
         fusion: str = "mlp",
         missing_token: str = "learned",
@@ -94,9 +96,9 @@ class MultimodalFusionNet(nn.Module):
             self.fusion = TransformerFusion(n_modalities, embed_dim, dropout=dropout)
         else:
             raise ValueError(f"fusion must be 'mlp' or 'transformer'. Got {fusion!r} instead.")
-        self.classifier = ClassifierHead(embed_dim, n_classes, dropout)
+        self.classifier = ClassifierHead(embed_dim, n_outputs, dropout)
         self.projection = ProjectionHead(embed_dim, projection_dim)
-        self.linear = LinearLogits(self.modality_names, linear_widths or {}, n_classes)
+        self.linear = LinearLogits(self.modality_names, linear_widths or {}, n_outputs)
 
     def encode(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
         """Run each encoder once, on the samples that have its modality: (B, M, D)."""

@@ -4,7 +4,7 @@ A fit trains one network or several ("members"). With early stopping, member k h
 out its own validation rows (one fold of a K-fold split when there are several
 members). Three stages follow: the linear paths are fitted (their penalty chosen on the
 held-out rows of all members), the contrastive stage pretrains each member, and in the
-classification stage every epoch all members train once; the stopping signal is the
+task stage every epoch all members train once; the stopping signal is the
 validation loss pooled over all members' held-out rows. With K folds every training
 sample is held out exactly once, so the signal is measured on all n samples instead
 of one small split, and each member still trains on (K-1)/K of the data.
@@ -25,14 +25,16 @@ import numpy as np
 import torch
 from skorch.helper import predefined_split
 
+from .._data.messages import user_stacklevel
 from .._torch.linear import fit_linear_path, linear_loss
 from .._torch.losses import random_modality_mask
+from .._torch.tasks import ClassificationTask
 from .callbacks import member_callbacks
 from .nets import ContrastiveNet, FusionDataset, FusionNet, progress_bar
 
 #: Inverse penalties C of the linear path, counted as scikit-learn's LogisticRegression
-#: counts them (see :func:`linear_l2`); the lowest loss pooled over the members'
-#: held-out rows wins. Without held-out rows :data:`DEFAULT_LINEAR_C` is used.
+#: counts them (see :meth:`~mmfusion_sklearn._torch.tasks.Task.linear_l2`); the lowest
+#: loss pooled over the members' held-out rows wins. Without held-out rows :data:`DEFAULT_LINEAR_C` is used.
 LINEAR_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 DEFAULT_LINEAR_C = 1.0
 
@@ -76,7 +78,7 @@ class TrainedMembers:
     Parameters
     ----------
     nets : list of FusionNet
-        The trained classification nets, their best weights restored.
+        The trained task-stage nets, their best weights restored.
     history : list of dict
         One row per member, stage and epoch.
     best_epoch : int or None
@@ -87,7 +89,7 @@ class TrainedMembers:
     interrupted : bool
         Whether a KeyboardInterrupt cut training short.
     diverged : str or None
-        Where the classification loss became non-finite, when the best finite weights
+        Where the task loss became non-finite, when the best finite weights
         were restored instead of raising.
     """
 
@@ -117,8 +119,8 @@ def pooled_valid_loss(nets: Sequence[FusionNet], sizes: Sequence[int],
     sizes : sequence of int
         Held-out samples of each member.
     key : str, default="valid_loss"
-        The batch record: ``"valid_loss"`` (the objective) or ``"valid_log_loss"``
-        (the log loss of the full input).
+        The batch record: ``"valid_loss"`` (the objective) or the full input's loss
+        (``"valid_log_loss"`` for classes, ``"valid_squared_error"`` for regression).
 
     Returns
     -------
@@ -159,20 +161,21 @@ def train_members(
     plans : sequence of MemberPlan
         One per member.
     task_kwargs : dict
-        Keyword arguments of :class:`FusionNet` (objective, optimiser, batch size, ...),
-        without ``max_epochs``, ``train_split`` and ``iterator_seed``.
+        Keyword arguments of :class:`FusionNet` (``task``, objective, optimiser, batch
+        size, ...), without ``max_epochs``, ``train_split`` and ``iterator_seed``.
     max_epochs : int
-        Most epochs of the classification stage.
+        Most epochs of the task stage.
     patience : int
         Epochs without improvement of the pooled validation loss before stopping.
     contrastive_kwargs : dict, default=None
-        Keyword arguments of :class:`ContrastiveNet`; None skips the contrastive stage.
+        Keyword arguments of :class:`ContrastiveNet` (``task`` among them); None skips
+        the contrastive stage.
     pretrain_epochs : int, default=0
         Epochs of the contrastive stage.
     verbose : int, default=0
         1 shows a progress bar per stage.
     callbacks : sequence of (str, Callback), default=()
-        skorch callbacks of the classification stage (see
+        skorch callbacks of the task stage (see
         :func:`~mmfusion_sklearn._callbacks.member_callbacks`); notified at the end of
         an epoch once every member has trained it, with ``pooled_valid_loss`` already
         in the history row.
@@ -181,6 +184,11 @@ def train_members(
     -------
     TrainedMembers
     """
+    if task_kwargs.get("task") is None:  # classification, as before tasks existed
+        task = ClassificationTask(build_module_outputs(build_module))
+        task_kwargs = {**task_kwargs, "task": task}
+        if contrastive_kwargs is not None:
+            contrastive_kwargs = {**contrastive_kwargs, "task": task}
     trains, valids = [], []
     for plan in plans:
         trains.append(dataset if plan.train_index is None else dataset.subset(plan.train_index))
@@ -221,28 +229,11 @@ def train_members(
     return result
 
 
-def linear_l2(C: float, weight: torch.Tensor, n_classes: int) -> float:
-    """The L2 coefficient of the mean loss that matches scikit-learn's inverse penalty C.
-
-    scikit-learn minimises ``C * sum_i w_i loss_i + ||w||^2 / 2`` with one weight vector
-    for two classes (K for more); the network's path has one row per class, and for two
-    classes its optimum has ``w_1 = -w_0``, so the penalty is doubled to match.
-
-    Parameters
-    ----------
-    C : float
-        Inverse penalty.
-    weight : Tensor
-        Sample weights of the training rows.
-    n_classes : int
-        Number of classes.
-
-    Returns
-    -------
-    float
-    """
-    factor = 2.0 if n_classes == 2 else 1.0
-    return factor / (2.0 * C * float(weight.sum()))
+def build_module_outputs(build_module: Callable[[], torch.nn.Module]) -> int:
+    """The head width of the networks ``build_module`` makes (built under a forked seed,
+    so that the members' initialisations are not shifted)."""
+    with torch.random.fork_rng(devices=[]):
+        return build_module().classifier.net[-1].out_features
 
 
 def _linear_data(dataset: FusionDataset, names: list[str], objective: str, rate: float,
@@ -256,6 +247,7 @@ def _linear_data(dataset: FusionDataset, names: list[str], objective: str, rate:
 
 def _fit_linear_paths(modules, trains, valids, plans, task_kwargs) -> float:
     """Fit every member's linear path; choose C by the pooled held-out loss."""
+    task = task_kwargs["task"]
     objective = task_kwargs.get("objective", "simultaneous")
     configurations = objective == "simultaneous" and len(modules[0].modality_names) > 1
     unimodal_weight = task_kwargs.get("unimodal_weight", 1.0)
@@ -272,13 +264,13 @@ def _fit_linear_paths(modules, trains, valids, plans, task_kwargs) -> float:
         for module, (inputs, present, y, weight), valid, size in zip(
             modules, fits, held_out, sizes
         ):
-            l2 = linear_l2(C, weight, module.linear.n_classes)
+            l2 = task.linear_l2(C, weight)
             fit_linear_path(module.linear, inputs, present, y, weight, l2, configurations,
-                            unimodal_weight, warm_start=step > 0)
+                            unimodal_weight, warm_start=step > 0, task=task)
             states.append((l2, deepcopy(module.linear.state_dict())))
             if size:
                 pooled += size * linear_loss(module.linear, *valid, configurations,
-                                             unimodal_weight)
+                                             unimodal_weight, task)
         pooled = pooled / sum(sizes) if sum(sizes) else 0.0
         if best_states is None or pooled < best_loss:
             best_C, best_loss, best_states, worse = C, pooled, states, 0
@@ -393,7 +385,8 @@ def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, ve
         if math.isfinite(start):
             best, result.best_epoch = start, 0
             best_state = [deepcopy(net.module_.state_dict()) for net in nets]
-    bar = progress_bar("classification", max_epochs, verbose)
+    stage = kwargs["task"].name
+    bar = progress_bar(stage, max_epochs, verbose)
     try:
         for epoch in range(1, max_epochs + 1):
             for epoch_runner in epochs:
@@ -401,19 +394,20 @@ def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, ve
             losses = [_epoch_mean(n, "train_loss") for n in nets]
             pooled = pooled_valid_loss(nets, sizes) if stopping else 0.0
             if stopping:
-                log_loss = pooled_valid_loss(nets, sizes, "valid_log_loss")
+                full_key = nets[0].full_loss_key  # "valid_log_loss" for classes
+                full_loss = pooled_valid_loss(nets, sizes, full_key)
                 for net in nets:
                     net.history.record("pooled_valid_loss", pooled)
-                    net.history.record("pooled_valid_log_loss", log_loss)
+                    net.history.record(f"pooled_{full_key}", full_loss)
             # callbacks (and skorch's epoch scores) see every member's epoch and the pool
             for epoch_runner in epochs:
                 epoch_runner.end()
             if best_state is not None and not all(math.isfinite(v) for v in [*losses, pooled]):
-                result.diverged = (f"the classification loss became non-finite at epoch "
+                result.diverged = (f"the {stage} loss became non-finite at epoch "
                                    f"{epoch}; the weights of epoch {result.best_epoch} are "
                                    "kept")
                 break
-            _check_finite_loss([*losses, pooled], "classification", epoch)
+            _check_finite_loss([*losses, pooled], stage, epoch)
             shown = {"train_loss": sum(losses) / len(nets)}
             if stopping:
                 shown["valid_loss"] = pooled
@@ -432,10 +426,10 @@ def _train_task(modules, trains, valids, plans, kwargs, max_epochs, patience, ve
                 net.module_.load_state_dict(state)
         for k, (net, train) in enumerate(zip(nets, trains)):
             net.notify("on_train_end", X=train, y=None)
-            result.history += _rows(net, "classification", k)
+            result.history += _rows(net, stage, k)
             net.history.clear()  # the per-epoch table is returned; keep pickles small
     if stopping and best_state is None:
         warnings.warn(
             "The validation loss was never finite; the weights of the last epoch are kept.",
-            RuntimeWarning, stacklevel=7,  # the user's call of fit
+            RuntimeWarning, stacklevel=user_stacklevel(),
         )

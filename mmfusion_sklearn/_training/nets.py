@@ -19,13 +19,8 @@ from skorch import NeuralNet
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .._torch.losses import (
-    contrastive_pairs,
-    make_contrastive_loss,
-    random_modality_mask,
-    simultaneous_dropout_loss,
-    weighted_cross_entropy,
-)
+from .._torch.losses import contrastive_pairs, make_contrastive_loss, random_modality_mask
+from .._torch.tasks import ClassificationTask, Task
 from .distributed import DistributedContext
 
 
@@ -45,8 +40,9 @@ class FusionDataset(Dataset):
         One tensor per in-memory modality, samples on axis 0 (zeros where absent).
     present : Tensor (n, M) of bool
         Presence mask, columns in the order of ``names``.
-    y : Tensor (n,) of int64, default=None
-        Class indices (None for prediction).
+    y : Tensor (n,), default=None
+        Encoded targets: class indices (int64) or standardised values (float32); None
+        for prediction.
     weight : Tensor (n,) of float, default=None
         Per-sample training weights.
     rows : Tensor (k,) of int64, default=None
@@ -514,12 +510,15 @@ class _InMemoryNet(NeuralNet):
 
 
 class FusionNet(_InMemoryNet):
-    """The task stage: cross-entropy with simultaneous, random or no modality dropout.
+    """The task stage: the task's loss with simultaneous, random or no modality dropout.
 
     Parameters
     ----------
     module : MultimodalFusionNet
         The network (an instance; trained in place).
+    task : Task, default=None
+        The task's loss (:mod:`mmfusion_sklearn._torch.tasks`); None is classification
+        with as many classes as the module has outputs.
     objective : {"simultaneous", "random", "none"}, default="simultaneous"
         Modality dropout scheme.
     unimodal_weight : float, default=1.0
@@ -538,12 +537,11 @@ class FusionNet(_InMemoryNet):
         Passed to :class:`skorch.NeuralNet`.
     """
 
-    pass_records = {"train": ("train_loss",), "valid": ("valid_loss", "valid_log_loss")}
-
     def __init__(
         self,
         module,
         *,
+        task=None,
         objective="simultaneous",
         unimodal_weight=1.0,
         dropout_rate=0.3,
@@ -556,10 +554,29 @@ class FusionNet(_InMemoryNet):
     ):
         super().__init__(module, criterion=criterion, **kwargs)
         self._set_data_options(num_workers, precision, distributed)
+        self.task = task
         self.objective = objective
         self.unimodal_weight = unimodal_weight
         self.dropout_rate = dropout_rate
         self.iterator_seed = iterator_seed
+
+    @property
+    def task_(self) -> Task:
+        """The task, classification by default (nets pickled before tasks existed)."""
+        task = getattr(self, "task", None)
+        if task is None:
+            task = ClassificationTask(self.module_.classifier.net[-1].out_features)
+        return task
+
+    @property
+    def full_loss_key(self) -> str:
+        """The batch record of the full input's held-out loss (``valid_log_loss`` for
+        classes)."""
+        return f"valid_{self.task_.full_loss_name}"
+
+    @property
+    def pass_records(self) -> dict[str, tuple[str, ...]]:
+        return {"train": ("train_loss",), "valid": ("valid_loss", self.full_loss_key)}
 
     def _uses_configurations(self) -> bool:
         return self.objective == "simultaneous" and len(self.module_.modality_names) > 1
@@ -577,22 +594,22 @@ class FusionNet(_InMemoryNet):
     def validation_step(self, batch, **fit_params):
         step = super().validation_step(batch, **fit_params)
         if len(self.history):  # in an epoch (not the starting point's measurement)
-            # the log loss of the full input: unlike the objective, its scale does not
+            # the loss of the full input: unlike the objective, its scale does not
             # depend on unimodal_weight or on the number of modalities
             Xi, yi = batch
-            full = weighted_cross_entropy(step["y_pred"][0], yi, Xi["weight"])
-            self.history.record_batch("valid_log_loss", float(full))
+            full = self.task_.loss(step["y_pred"][0], yi, Xi["weight"])
+            self.history.record_batch(self.full_loss_key, float(full))
         return step
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         logits, single = y_pred
         weight = X["weight"]
+        task = self.task_
         if single is None:
-            loss = weighted_cross_entropy(logits, y_true, weight)
+            loss = task.loss(logits, y_true, weight)
         else:
-            loss = simultaneous_dropout_loss(
-                logits, single, y_true, X["present"], weight, self.unimodal_weight
-            )
+            loss = task.smd_loss(logits, single, y_true, X["present"], weight,
+                                 self.unimodal_weight)
         linear = self.module_.linear
         if training and len(linear) and linear.l2 > 0:
             # the ridge penalty the linear path was fitted with keeps anchoring it
@@ -608,6 +625,10 @@ class ContrastiveNet(_InMemoryNet):
     module : MultimodalFusionNet
         The network (an instance; its encoders, tokens, fusion and projection head are
         trained in place, its classifier head is left untouched).
+    task : Task, default=None
+        Says which pairs are positives (:meth:`Task.contrastive_labels`): samples of
+        one class, or (without classes) the views of one sample. None: the labels as
+        given.
     contrastive : {"fused", "unimodal"}, default="fused"
         Whether the fused view takes part in the pairs.
     loss : {"balanced", "paper"}, default="balanced"
@@ -633,12 +654,13 @@ class ContrastiveNet(_InMemoryNet):
     """
 
     def __init__(
-        self, module, *, contrastive="fused", loss="balanced", iterator_seed=None,
+        self, module, *, task=None, contrastive="fused", loss="balanced", iterator_seed=None,
         num_workers=0, precision="32", distributed=None, criterion=make_contrastive_loss,
         **kwargs,
     ):
         super().__init__(module, criterion=criterion, **kwargs)
         self._set_data_options(num_workers, precision, distributed)
+        self.task = task
         self.contrastive = contrastive
         self.loss = loss
         self.iterator_seed = iterator_seed
@@ -674,6 +696,8 @@ class ContrastiveNet(_InMemoryNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         views, view_present = y_pred
         pairs = contrastive_pairs(views.shape[0] - 1, self.contrastive)
+        if self.task is not None:  # the positives: same class, or same sample
+            y_true = self.task.contrastive_labels(y_true)
         loss = self.criterion_(views, view_present, y_true, pairs)
         # pair statistics of training and validation batches are kept apart
         self.pair_sums_[bool(training)] += self.criterion_.pair_stats.cpu()

@@ -1,8 +1,8 @@
 """How one fit is laid out: how many networks, which rows each trains on and holds out.
 
-This is the scikit-learn side of :mod:`mmfusion_sklearn._ensemble` (which trains the
-members): stratified folds and splits are made here, from the encoded labels, and
-handed over as index tensors.
+This is the scikit-learn side of :mod:`mmfusion_sklearn._training.ensemble` (which trains
+the members): folds and splits are made here, stratified by the task's strata (the
+encoded classes; none for a continuous target), and handed over as index tensors.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
+from .._data.messages import user_stacklevel
 from .ensemble import MemberPlan
 
 #: Members of ``ensemble_size="auto"`` when early stopping is on, n is at most
@@ -23,11 +24,19 @@ from .ensemble import MemberPlan
 #: K-fold cross-fitting, each sample held out once.
 AUTO_ENSEMBLE_SIZE = 5
 AUTO_ENSEMBLE_MAX_N = 5000
-#: Columns of ``history_``, in order.
+#: Columns of ``history_``, in order (a classifier's; see :func:`history_columns`).
 HISTORY_COLUMNS = ["stage", "member", "epoch", "train_loss", "valid_loss",
                    "pooled_valid_loss", "pooled_valid_log_loss", "same_class_cosine",
                    "diff_class_cosine", "valid_same_class_cosine", "valid_diff_class_cosine",
                    "dur"]
+
+
+def history_columns(full_loss_name: str = "log_loss") -> list[str]:
+    """The columns of ``history_`` for a task whose full-input loss is ``full_loss_name``
+    (``pooled_valid_log_loss`` for classes, ``pooled_valid_squared_error`` for
+    regression)."""
+    return [f"pooled_valid_{full_loss_name}" if c == "pooled_valid_log_loss" else c
+            for c in HISTORY_COLUMNS]
 
 Split = tuple[np.ndarray | None, np.ndarray | None]
 
@@ -63,12 +72,13 @@ def resolve_ensemble_size(
 
 
 def member_plans(
-    y_index: np.ndarray,
+    strata: np.ndarray | None,
     size: int,
     early_stopping: bool,
     validation_fraction: float,
     split_seed: int,
     member_seeds: list[int],
+    n_samples: int | None = None,
 ) -> list[MemberPlan]:
     """Training and held-out rows of every member, and its seed.
 
@@ -78,8 +88,9 @@ def member_plans(
 
     Parameters
     ----------
-    y_index : ndarray of int
-        Encoded labels.
+    strata : ndarray of int (n,) or None
+        Encoded labels to stratify by; None (a continuous target): plain random
+        splits of ``n_samples`` rows.
     size : int
         Number of members.
     early_stopping : bool
@@ -90,6 +101,8 @@ def member_plans(
         Seed of the split or folds.
     member_seeds : list of int
         One seed per member.
+    n_samples : int, default=None
+        Number of rows (needed when ``strata`` is None).
 
     Returns
     -------
@@ -99,9 +112,9 @@ def member_plans(
     if not early_stopping:
         splits = [(None, None)] * size
     elif size == 1:
-        splits = [holdout(y_index, validation_fraction, split_seed)]
+        splits = [holdout(strata, validation_fraction, split_seed, n_samples)]
     else:
-        splits = folds(y_index, size, split_seed)
+        splits = folds(strata, size, split_seed, n_samples)
     return [
         MemberPlan(
             None if train is None else torch.from_numpy(train),
@@ -112,67 +125,80 @@ def member_plans(
     ]
 
 
-def folds(y_index: np.ndarray, k: int, seed: int) -> list[Split]:
+def folds(y_index: np.ndarray | None, k: int, seed: int,
+          n: int | None = None) -> list[Split]:
     """K folds, stratified where every class has k samples: member i holds out fold i.
 
-    With fewer than 2k samples a warning says so and every member trains on all rows.
+    ``y_index`` None (a continuous target) makes plain K folds of ``n`` rows. With
+    fewer than 2k samples a warning says so and every member trains on all rows.
     """
-    n = len(y_index)
+    n = len(y_index) if y_index is not None else int(n)
     if n < 2 * k:
         warnings.warn(
             f"Too few samples ({n}) for {k} cross-fitted members; training {k} members "
             "on all of them for max_epochs.",
             UserWarning,
-            stacklevel=7,  # the user's call of fit
+            stacklevel=user_stacklevel(),
         )
         return [(None, None)] * k
+    if y_index is None:
+        return list(KFold(k, shuffle=True, random_state=seed).split(np.zeros((n, 1))))
     stratified = np.bincount(y_index).min() >= k
     cv = (StratifiedKFold if stratified else KFold)(k, shuffle=True, random_state=seed)
     return list(cv.split(np.zeros((n, 1)), y_index))
 
 
-def holdout(y_index: np.ndarray, fraction: float, seed: int) -> Split:
+def holdout(y_index: np.ndarray | None, fraction: float, seed: int,
+            n: int | None = None) -> Split:
     """A stratified held-out share of the rows (at least one per class).
 
-    With too few samples a warning says so and nothing is held out.
+    ``y_index`` None (a continuous target) holds out a random share of ``n`` rows (at
+    least one, leaving at least two to train on). With too few samples a warning says
+    so and nothing is held out.
     """
-    n = len(y_index)
-    n_classes = int(y_index.max()) + 1
+    n = len(y_index) if y_index is not None else int(n)
+    n_classes = int(y_index.max()) + 1 if y_index is not None else 1
+    if y_index is None and n < 3:
+        n_classes = n  # too few to split: the warning below
     n_valid = max(math.ceil(fraction * n), n_classes)
     if n - n_valid < n_classes:
         warnings.warn(
             f"Too few samples ({n}) to hold out a validation set for early stopping; "
             "training on all of them for max_epochs.",
             UserWarning,
-            stacklevel=7,  # the user's call of fit
+            stacklevel=user_stacklevel(),
         )
         return None, None
-    stratify = y_index if np.bincount(y_index).min() >= 2 else None
+    stratify = y_index if y_index is not None and np.bincount(y_index).min() >= 2 else None
     train, valid = train_test_split(np.arange(n), test_size=n_valid, stratify=stratify,
                                     random_state=seed)
     return train, valid
 
 
-def history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def history_frame(rows: list[dict[str, Any]],
+                  full_loss_name: str = "log_loss") -> pd.DataFrame:
     """The ``history_`` table: one row per member, stage and epoch.
 
     Parameters
     ----------
     rows : list of dict
         skorch history rows with ``stage`` and ``member`` added.
+    full_loss_name : str, default="log_loss"
+        The task's full-input loss (see :func:`history_columns`).
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`HISTORY_COLUMNS`, then any other number the rows hold (what
+        Columns :func:`history_columns`, then any other number the rows hold (what
         user callbacks record, e.g. an LR scheduler's ``event_lr``); NaN where a stage
         does not record a value.
     """
+    known = history_columns(full_loss_name)
     extra = [k for k in dict.fromkeys(k for row in rows for k in row)
-             if k not in HISTORY_COLUMNS and k not in SKORCH_BOOKKEEPING
+             if k not in known and k not in SKORCH_BOOKKEEPING
              and not k.endswith("_best")
              and all(_is_number(row.get(k)) for row in rows)]
-    columns = HISTORY_COLUMNS + extra
+    columns = known + extra
     frame = pd.DataFrame(
         [{k: np.nan if row.get(k) is None else row[k] for k in columns} for row in rows],
         columns=columns,

@@ -18,9 +18,8 @@ knows torch and numpy, not scikit-learn.
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +27,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .._preprocessing import holds_files, sample_shape
 from .._data.messages import rows_text as _rows_text
 from .._data.messages import samples_have as _samples_have
+from .._data.messages import user_stacklevel
+from .._preprocessing import holds_files, sample_shape
 from .._preprocessing.tabular import warn_unseen_categories
 from .._torch.encoders import compute_features
 from .cache import FEATURE_CACHE, FeatureCache, callable_key, digest, sample_key
@@ -54,11 +54,11 @@ class ReadLog:
     failures: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
     unseen: dict[str, dict[str, set]] = field(default_factory=dict)
 
-    def warn(self, stage: str, stacklevel: int) -> None:
+    def warn(self, stage: str) -> None:
         """One warning naming the unreadable files (and one per column of unseen
-        categories); ``stacklevel`` counted from the caller, as ``warnings.warn``'s."""
+        categories), pointing at the user's line."""
         for name, columns in self.unseen.items():
-            warn_unseen_categories(name, columns, stacklevel=stacklevel + 1)
+            warn_unseen_categories(name, columns)
         if not self.failures:
             return
         listed = sorted(self.failures.items())
@@ -69,7 +69,7 @@ class ReadLog:
             f"{len(listed)} file(s) could not be read in {stage} and were treated as "
             f"missing (on_read_error='missing'): {shown}{more}. First error: {first}",
             UserWarning,
-            stacklevel=stacklevel + 1,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -308,7 +308,7 @@ def training_dataset(
     preprocessors: Mapping[str, Any],
     frozen: Mapping[str, FrozenFeatures],
     present: np.ndarray,
-    y_index: np.ndarray,
+    target: np.ndarray,
     weight: np.ndarray,
     *,
     on_read_error: str,
@@ -330,8 +330,9 @@ def training_dataset(
         The frozen encoders' feature sources.
     present : ndarray of bool (n, M)
         Presence; files found unreadable are marked absent in it ("missing").
-    y_index : ndarray of int
-        Encoded labels.
+    target : ndarray
+        Encoded targets, in the dtype the task's loss takes (int64 class indices,
+        float32 standardised values).
     weight : ndarray of float
         Sample weights.
     on_read_error : {"raise", "missing"}
@@ -366,13 +367,14 @@ def training_dataset(
     # a sample whose every file was unreadable ("missing") takes no part in training
     weight = np.where(present.any(axis=1), weight, 0.0)
     return FusionDataset(
-        inputs, torch.from_numpy(present), torch.from_numpy(y_index.astype(np.int64)),
+        inputs, torch.from_numpy(present), torch.from_numpy(np.ascontiguousarray(target)),
         torch.from_numpy(weight.astype(np.float32)), lazy=lazy, names=list(names),
     )
 
 
-def predict_log_proba(
+def predict_outputs(
     modules: Sequence[torch.nn.Module],
+    combine: Callable[[list[torch.Tensor]], torch.Tensor],
     data: Any,
     names: Sequence[str],
     preprocessors: Mapping[str, Any],
@@ -387,16 +389,20 @@ def predict_log_proba(
     verbose: int = 0,
     temperatures: Any = None,
 ) -> np.ndarray:
-    """Log of the members' mean class probabilities, batch by batch.
+    """The members' outputs combined by the task, batch by batch.
 
     Every modality is read per batch (files in ``num_workers`` DataLoader workers),
     frozen encoders use the feature cache, each member runs on the batch, and only the
-    output (n, n_classes) grows with n.
+    output (n, n_outputs) grows with n.
 
     Parameters
     ----------
     modules : sequence of MultimodalFusionNet
         The members.
+    combine : callable
+        The task's :meth:`~mmfusion_sklearn._torch.tasks.Task.combine`: the members'
+        outputs of a batch to one (B, n_outputs) float64 tensor (for classes, the log
+        of the mean probabilities).
     data : MultimodalData
         The samples.
     names : sequence of str
@@ -421,11 +427,11 @@ def predict_log_proba(
         A progress bar over batches when > 0.
     temperatures : TemperatureTable, default=None
         Divides each sample's log-probabilities by the temperature of the modalities
-        it has (then renormalised); None leaves them as they are.
+        it has (then renormalised; classes only); None leaves them as they are.
 
     Returns
     -------
-    ndarray of float64 (n, n_classes)
+    ndarray of float64 (n, n_outputs)
 
     Raises
     ------
@@ -478,11 +484,7 @@ def predict_log_proba(
             inputs = {k: v.to(device) for k, v in inputs.items()}
             mask = batch_present.to(device)
             with torch.no_grad(), autocast(device, precision):
-                logs = torch.stack([
-                    torch.log_softmax(module(inputs, mask).double(), dim=1)
-                    for module in modules
-                ])
-            mean = (torch.logsumexp(logs, dim=0) - math.log(len(modules))).cpu().numpy()
+                mean = combine([module(inputs, mask) for module in modules]).cpu().numpy()
             if temperatures is not None:
                 mean = temperatures.scale(mean, batch_present.numpy())
             bad = np.flatnonzero(~np.isfinite(mean).all(axis=1))
@@ -501,7 +503,7 @@ def predict_log_proba(
         if bar is not None:
             bar.close()
     log.failures.update(dataset.read_failures)
-    log.warn("prediction", stacklevel=4)  # the user's call of predict_proba
+    log.warn("prediction")
     assert out is not None
     return out
 
