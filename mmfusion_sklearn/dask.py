@@ -44,6 +44,7 @@ class _ShippedModel:
     config: bytes
     weights: bytes
     device: str
+    estimator: str = "MultimodalFusionClassifier"
 
     def __dask_tokenize__(self) -> tuple[str, str, str]:
         return (self.sha256, hashlib.sha256(self.config).hexdigest(), self.device)
@@ -63,12 +64,13 @@ def _ship(estimator: Any, device: Any) -> _ShippedModel:
             f"(safetensors + JSON), never as a pickle, and this model has no such form: {exc}"
         ) from exc
     sha256 = json.loads(files[CONFIG_FILE])["weights_sha256"]
-    return _ShippedModel(sha256, files[CONFIG_FILE], files[WEIGHTS_FILE], str(device))
+    return _ShippedModel(sha256, files[CONFIG_FILE], files[WEIGHTS_FILE], str(device),
+                         type(estimator).__name__)
 
 
 def _model(shipped: _ShippedModel) -> Any:
     """The estimator of ``shipped``, loaded once per process and kept in the cache."""
-    from . import MultimodalFusionClassifier
+    from . import MultimodalFusionClassifier, MultimodalFusionRegressor
     from ._persistence.files import CONFIG_FILE, WEIGHTS_FILE, model_from_bytes
     from ._persistence.schema import ModelFileError
 
@@ -83,8 +85,10 @@ def _model(shipped: _ShippedModel) -> Any:
                 "Cannot load the model sent to this worker: the SHA-256 checksum of its "
                 "weights does not match the one recorded when it was saved."
             )
+        cls = {c.__name__: c for c in (MultimodalFusionClassifier,
+                                        MultimodalFusionRegressor)}[shipped.estimator]
         estimator = model_from_bytes(
-            MultimodalFusionClassifier,
+            cls,
             {CONFIG_FILE: shipped.config, WEIGHTS_FILE: shipped.weights},
             device=shipped.device,
         )
@@ -153,13 +157,16 @@ def _prepare(estimator: Any, data: Any, device: Any, function: str) -> tuple[Any
     """Check the arguments; the dask modules, the kind of ``data`` and the model key."""
     from sklearn.utils.validation import check_is_fitted
 
-    from . import MultimodalFusionClassifier
+    from . import MultimodalFusionClassifier, MultimodalFusionRegressor
 
     dask, dd, db = _import_dask()
-    if not isinstance(estimator, MultimodalFusionClassifier):
+    accepted = (MultimodalFusionClassifier,) if function == "predict_proba" else (
+        MultimodalFusionClassifier, MultimodalFusionRegressor)
+    if not isinstance(estimator, accepted):
+        names = " or ".join(c.__name__ for c in accepted)
         raise TypeError(
             f"The 'estimator' parameter of mmfusion_sklearn.dask.{function} must be a "
-            f"fitted MultimodalFusionClassifier. Got {type(estimator).__name__} instead."
+            f"fitted {names}. Got {type(estimator).__name__} instead."
         )
     check_is_fitted(estimator)
     if isinstance(data, dd.DataFrame):
@@ -267,16 +274,17 @@ def predict_proba(estimator: Any, data: Any, *, device: Any = "cpu") -> Any:
 
 
 def predict(estimator: Any, data: Any, *, device: Any = "cpu") -> Any:
-    """Predicted class labels over a Dask DataFrame or Bag, partition by partition.
+    """Predict over a Dask DataFrame or Bag, partition by partition.
+
+    Class labels of a classifier, target values of a regressor.
 
     Lazy, and the model travels as in :func:`predict_proba`: once, in its
     :meth:`~mmfusion_sklearn.MultimodalFusionClassifier.save` form, never as a pickle.
 
     Parameters
     ----------
-    estimator : MultimodalFusionClassifier
-        A fitted estimator that :meth:`~mmfusion_sklearn.MultimodalFusionClassifier.save`
-        can store.
+    estimator : MultimodalFusionClassifier or MultimodalFusionRegressor
+        A fitted estimator that ``save`` can store.
     data : dask.dataframe.DataFrame or dask.bag.Bag
         A Dask DataFrame read with the column specification given at fit, or a Dask Bag
         of per-sample dicts (records), as in :func:`predict_proba`.
@@ -287,8 +295,9 @@ def predict(estimator: Any, data: Any, *, device: Any = "cpu") -> Any:
     -------
     dask.dataframe.Series or dask.bag.Bag
         For a DataFrame: a Dask Series named ``"prediction"`` of the labels of
-        ``classes_`` (their dtype), with the index and divisions of ``data``. For a Bag:
-        a Bag of labels (Python scalars), in the order of the records.
+        ``classes_`` (their dtype; float64 values for a regressor), with the index and
+        divisions of ``data``. For a Bag: a Bag of predictions (Python scalars), in the
+        order of the records.
 
     Raises
     ------
@@ -327,7 +336,8 @@ def predict(estimator: Any, data: Any, *, device: Any = "cpu") -> Any:
     dd, kind, key = _prepare(estimator, data, device, "predict")
     if kind == "bag":
         return data.map_partitions(_records_labels, key)
-    dtype = estimator.classes_.dtype
+    classes = getattr(estimator, "classes_", None)
+    dtype = classes.dtype if classes is not None else np.dtype(np.float64)
     index = pd.Index([], dtype=data.index.dtype, name=data.index.name)
     meta = pd.Series(np.empty(0, dtype=dtype), index=index, name="prediction")
     return data.map_partitions(_frame_labels, key, dtype, meta=meta)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import is_regressor
 from sklearn.metrics import check_scoring
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
@@ -103,16 +104,35 @@ def _estimator_data(estimator: Any, X: Any) -> MultimodalData:
 def _check_y(data: MultimodalData, y: Any) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1:
-        raise ValueError(f"y must be one label per sample (1-D). Got shape {y.shape} instead.")
+        raise ValueError(f"y must be one target per sample (1-D). Got shape {y.shape} instead.")
     if len(y) != len(data):
         raise ValueError(f"Number of samples in X ({len(data)}) and y ({len(y)}) do not match.")
     return y
 
 
+def default_scoring(estimator: Any) -> str:
+    """The default score of the reports: ROC AUC (two classes), accuracy (more), or R²
+    for a regressor.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted classifier or regressor (or a pipeline or search around one).
+
+    Returns
+    -------
+    str
+        A scikit-learn scorer name.
+    """
+    if is_regressor(estimator):
+        return "r2"
+    return "roc_auc" if len(_unwrap(estimator).classes_) == 2 else "accuracy"
+
+
 def _scorers(estimator: Any, scoring: Any) -> tuple[Any, list[str], bool]:
     """A scorer returning ``{name: score}``, the names, and whether one was asked for."""
     if scoring is None:
-        scoring = "roc_auc" if len(_unwrap(estimator).classes_) == 2 else "accuracy"
+        scoring = default_scoring(estimator)
     if isinstance(scoring, str):
         return check_scoring(estimator, scoring=[scoring]), [scoring], True
     if isinstance(scoring, Mapping):
@@ -151,16 +171,17 @@ def missing_modality_report(
 
     Parameters
     ----------
-    estimator : fitted MultimodalFusionClassifier
-        Any fitted classifier accepting multimodal X (also a pipeline or a search
-        around one).
+    estimator : fitted MultimodalFusionClassifier or MultimodalFusionRegressor
+        Any fitted classifier or regressor accepting multimodal X (also a pipeline or
+        a search around one).
     X : dict, list of dict, MultimodalData, DataFrame or array-like
         Test samples, in any form the estimator takes.
     y : array-like of shape (n_samples,)
-        True labels.
+        True labels (or target values).
     scoring : str, list of str, dict or None, default=None
         scikit-learn scorer name(s), or a dict ``{name: scorer}``; None uses
-        ``"roc_auc"`` for two classes and ``"accuracy"`` otherwise.
+        ``"roc_auc"`` for two classes, ``"accuracy"`` for more and ``"r2"`` for a
+        regressor.
     subsets : list of tuple of str, default=None
         Subsets to score; None scores all non-empty subsets, largest first.
 
@@ -220,17 +241,17 @@ def modality_importance(
 
     Parameters
     ----------
-    estimator : fitted MultimodalFusionClassifier
-        Any fitted classifier accepting multimodal X (also a pipeline or a search
-        around one).
+    estimator : fitted MultimodalFusionClassifier or MultimodalFusionRegressor
+        Any fitted classifier or regressor accepting multimodal X (also a pipeline or
+        a search around one).
     X : dict, list of dict, MultimodalData, DataFrame or array-like
         Samples, ideally held out from training, in any form the estimator takes.
     y : array-like of shape (n_samples,)
-        True labels.
+        True labels (or target values).
     scoring : str, list of str, dict or None, default=None
         A scikit-learn scorer name; or several, as a list of names or a dict
-        ``{name: scorer}``. None uses ``"roc_auc"`` for two classes, else
-        ``"accuracy"``.
+        ``{name: scorer}``. None uses ``"roc_auc"`` for two classes, ``"accuracy"``
+        for more and ``"r2"`` for a regressor.
 
     Returns
     -------
@@ -296,11 +317,13 @@ def modality_importance(
 
 
 def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.DataFrame:
-    """Per sample and per modality, the change in log-odds that the modality brings.
+    """Per sample and per modality, the change in the output that the modality brings.
 
     The contribution of modality m to sample i is the model's output for i on the full
     input minus its output with m withheld (replaced by its token, as when it is
-    missing), everything else unchanged. Positive values push towards ``target``.
+    missing), everything else unchanged. For a classifier the output is a log-odds
+    (positive values push towards ``target``); for a regressor it is the prediction,
+    in the target's units.
 
     - A modality absent from a sample contributes exactly 0.
     - A sample whose only modality is m has NaN for m: without it there is nothing to
@@ -310,18 +333,19 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
 
     Parameters
     ----------
-    estimator : fitted MultimodalFusionClassifier
-        Any fitted classifier accepting multimodal X (also a pipeline or a search
-        around one). For this package's classifier the output is its
+    estimator : fitted MultimodalFusionClassifier or MultimodalFusionRegressor
+        Any fitted classifier or regressor accepting multimodal X (also a pipeline or
+        a search around one). For this package's classifier the output is its
         ``decision_function``; for other classifiers it is computed from
-        ``predict_proba``.
+        ``predict_proba``; for regressors it is ``predict``.
     X : dict, list of dict, MultimodalData, DataFrame or array-like
         Samples, in any form the estimator takes.
     target : label or None, default=None
-        The class whose score is explained. Two classes: the output is the log-odds of
-        ``target``, by default ``classes_[1]`` (the ``decision_function``). More
-        classes: the output is the log-probability of ``target``; None explains, for
-        each sample, the class predicted from its full input (``predict``).
+        The class whose score is explained (None for a regressor). Two classes: the
+        output is the log-odds of ``target``, by default ``classes_[1]`` (the
+        ``decision_function``). More classes: the output is the log-probability of
+        ``target``; None explains, for each sample, the class predicted from its full
+        input (``predict``).
 
     Returns
     -------
@@ -353,12 +377,24 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
     """
     check_is_fitted(estimator)
     data = _estimator_data(estimator, X)
-    classes = np.asarray(_unwrap(estimator).classes_)
     step = _input_step(estimator)
     names = list(step.modalities_) if _is_ours(step) else data.modality_names
     n = len(data)
-    full = _log_scores(estimator, data)
-    if target is None:
+    if is_regressor(estimator):
+        if target is not None:
+            raise ValueError(
+                "The 'target' parameter picks a class; a regressor has none. Got "
+                f"{target!r} instead; leave it None."
+            )
+        classes = None
+        full = np.asarray(estimator.predict(data), dtype=np.float64)
+        target_index = np.zeros(n, dtype=np.int64)
+    else:
+        classes = np.asarray(_unwrap(estimator).classes_)
+        full = _log_scores(estimator, data)
+    if classes is None:
+        pass
+    elif target is None:
         target_index = np.full(n, 1) if len(classes) == 2 else full.argmax(axis=1)
     else:
         matches = [i for i, label in enumerate(classes.tolist()) if label == target]
@@ -378,16 +414,18 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
         out[present & ~rest, j] = np.nan
         rows = np.flatnonzero(present & rest)
         if len(rows):
-            without = _log_scores(estimator, data._modalities(others)._rows(rows))
+            subset = data._modalities(others)._rows(rows)
+            without = (np.asarray(estimator.predict(subset), dtype=np.float64)
+                       if classes is None else _log_scores(estimator, subset))
             out[rows, j] = full_output[rows] - _output(without, target_index[rows])
     index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n)
     return pd.DataFrame(out, index=index, columns=pd.Index(names, dtype=object))
 
 
 def _is_ours(estimator: Any) -> bool:
-    from ._estimators._base import MultimodalFusionClassifier
+    from ._estimators._base import BaseMultimodalFusion
 
-    return isinstance(estimator, MultimodalFusionClassifier)
+    return isinstance(estimator, BaseMultimodalFusion)
 
 
 def _log_scores(estimator: Any, data: MultimodalData) -> np.ndarray:

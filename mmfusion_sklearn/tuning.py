@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing
@@ -139,13 +139,15 @@ def suggest_params(trial: Any, search_space: dict[str, Any] | None = None) -> di
 
 
 class PruningCallback(Callback):
-    """Report the held-out log loss to an Optuna trial each epoch; prune if told.
+    """Report the held-out loss to an Optuna trial each epoch; prune if told.
 
     A skorch callback for the ``callbacks`` parameter of
-    :class:`~mmfusion_sklearn.MultimodalFusionClassifier`. It holds the trial, so it
-    is not copied per member: it runs once per classification epoch, when every
-    member has trained it. The value reported is ``sign * pooled_valid_log_loss``:
-    the log loss of the full input on every member's held-out rows (minus the loss by
+    :class:`~mmfusion_sklearn.MultimodalFusionClassifier` and
+    :class:`~mmfusion_sklearn.MultimodalFusionRegressor`. It holds the trial, so it
+    is not copied per member: it runs once per task-stage epoch, when every member has
+    trained it. The value reported is ``sign * pooled_valid_log_loss`` (classifier) or
+    ``sign * pooled_valid_squared_error`` (regressor, on the standardised target):
+    the loss of the full input on every member's held-out rows (minus the loss by
     default, so that higher is better like a scikit-learn score in a maximised study).
     Not the training objective, whose scale grows with ``unimodal_weight`` and the
     number of modalities, so that trials with different settings compare fairly.
@@ -174,7 +176,7 @@ class PruningCallback(Callback):
         self.step_offset = step_offset
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        """Report this epoch's held-out log loss; raise TrialPruned when told.
+        """Report this epoch's held-out loss; raise TrialPruned when told.
 
         Parameters
         ----------
@@ -186,9 +188,12 @@ class PruningCallback(Callback):
         import optuna
 
         row = net.history[-1]
-        if "pooled_valid_log_loss" not in row:  # no held-out rows: nothing to prune on
+        # the full input's held-out loss: log loss for classes, squared error for
+        # regression (see FusionNet.full_loss_key)
+        key = f"pooled_{getattr(net, 'full_loss_key', 'valid_log_loss')}"
+        if key not in row:  # no held-out rows: nothing to prune on
             return
-        value = self.sign * float(row["pooled_valid_log_loss"])
+        value = self.sign * float(row[key])
         step = self.step_offset + int(row["epoch"])
         self.trial.report(value, step)
         if self.trial.should_prune():
@@ -263,30 +268,32 @@ def tune(
 
     Each trial draws parameters (:func:`suggest_params`), cross-validates a clone of
     ``estimator`` with them and returns the mean score. In the first fold, the
-    classification stage reports minus the held-out log loss at every epoch
+    task stage reports minus the held-out loss (log loss for classes, squared error
+    for regression) at every epoch
     (:class:`PruningCallback`), so that ``pruner`` stops trials that fall behind;
     that needs ``early_stopping=True`` (the held-out rows), which is the default.
     A trial whose training diverges counts as failed; the study goes on.
 
     Parameters
     ----------
-    estimator : MultimodalFusionClassifier
+    estimator : MultimodalFusionClassifier or MultimodalFusionRegressor
         The estimator whose clones are tuned; its parameters outside the search
         space stay as they are.
     X : dict, list of dict, MultimodalData, DataFrame or array-like
         Training samples, in any form the estimator accepts.
     y : array-like of shape (n_samples,)
-        Labels.
+        Labels, or target values for a regressor.
     n_trials : int
         The number of finished (complete or pruned) trials the study should hold:
         a resumed study that already has them runs no more; several processes that
         share a study stop once it has them, each after the trial it is running, so
         that W processes may leave up to ``n_trials + W - 1`` finished trials.
     cv : int or cross-validation generator, default=5
-        As in ``cross_val_score`` (an int is a ``StratifiedKFold``).
+        As in ``cross_val_score`` (an int is a ``StratifiedKFold`` for a classifier, a
+        ``KFold`` for a regressor).
     scoring : str or callable, default=None
-        A scikit-learn scorer; None is ``"roc_auc"`` for two classes and
-        ``"neg_log_loss"`` for more. Higher is better.
+        A scikit-learn scorer; None is ``"roc_auc"`` for two classes,
+        ``"neg_log_loss"`` for more and ``"r2"`` for a regressor. Higher is better.
     storage : str, optuna storage or None, default=None
         Any Optuna storage URL (``"sqlite:///tuning.db"``,
         ``"postgresql://..."``) or object (e.g. ``optuna.storages.JournalStorage``);
@@ -369,11 +376,14 @@ def tune(
     n = _num_samples(data)
     if len(y) != n:
         raise ValueError(f"Number of samples in X ({n}) and y ({len(y)}) do not match.")
-    classes = np.unique(y)
+    classifier = is_classifier(estimator)
     if scoring is None:
-        scoring = "roc_auc" if len(classes) == 2 else "neg_log_loss"
+        if classifier:
+            scoring = "roc_auc" if len(np.unique(y)) == 2 else "neg_log_loss"
+        else:
+            scoring = "r2"
     scorer = check_scoring(estimator, scoring=scoring)
-    splitter = check_cv(cv, y, classifier=True)
+    splitter = check_cv(cv, y, classifier=classifier)
     folds = list(splitter.split(np.zeros((n, 1)), y))
 
     study = optuna.create_study(
@@ -385,7 +395,8 @@ def tune(
         direction="maximize", load_if_exists=True,
     )
     _check_fingerprint(study, {
-        "n_samples": int(n), "classes": [str(c) for c in classes],
+        "n_samples": int(n),
+        "classes": [str(c) for c in np.unique(y)] if classifier else "continuous",
         "modalities": _modality_names(data), "scoring": str(scoring),
         "n_folds": len(folds), "estimator": type(estimator).__name__,
     })

@@ -30,15 +30,18 @@ CHECKED = {
 
 
 def _own_methods(cls: type) -> list[str]:
-    """Public methods and properties defined by ``cls`` itself (not scikit-learn's)."""
+    """Public methods and properties defined by ``cls`` or its bases in this package
+    (not scikit-learn's)."""
     names = []
-    for name, member in vars(cls).items():
-        if name.startswith("_"):
+    for owner in cls.__mro__:
+        if not owner.__module__.startswith("mmfusion_sklearn"):
             continue
-        if isinstance(member, (classmethod, staticmethod, property)) or inspect.isfunction(
-            member
-        ):
-            names.append(name)
+        for name, member in vars(owner).items():
+            if name.startswith("_") or name in names:
+                continue
+            if isinstance(member, (classmethod, staticmethod, property)) \
+                    or inspect.isfunction(member):
+                names.append(name)
     return names
 
 
@@ -75,6 +78,11 @@ def test_the_public_names_are_all_checked():
         "mmfusion_sklearn.MultimodalFusionClassifier.decision_function",
         "mmfusion_sklearn.MultimodalFusionClassifier.save",
         "mmfusion_sklearn.MultimodalFusionClassifier.load",
+        "mmfusion_sklearn.MultimodalFusionRegressor",
+        "mmfusion_sklearn.MultimodalFusionRegressor.fit",
+        "mmfusion_sklearn.MultimodalFusionRegressor.predict",
+        "mmfusion_sklearn.MultimodalFusionRegressor.save",
+        "mmfusion_sklearn.MultimodalFusionRegressor.load",
         "mmfusion_sklearn.MultimodalData",
         "mmfusion_sklearn.Modality",
         "mmfusion_sklearn.load",

@@ -15,11 +15,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from mmfusion_sklearn import MultimodalFusionClassifier
-from mmfusion_sklearn._torch.tasks import ClassificationTask
-from mmfusion_sklearn._training.ensemble import pooled_valid_loss
 from mmfusion_sklearn._torch.fusion import LinearLogits, single_modality_masks
 from mmfusion_sklearn._torch.linear import fit_linear_path, linear_objective
 from mmfusion_sklearn._torch.losses import simultaneous_dropout_loss, weighted_cross_entropy
+from mmfusion_sklearn._torch.tasks import ClassificationTask
+from mmfusion_sklearn._training.ensemble import pooled_valid_loss
 
 #: Early stopping on, a few cheap epochs.
 STOPPING = {"early_stopping": True, "max_epochs": 6, "patience": 2}
@@ -50,8 +50,9 @@ def test_linear_path_is_scikit_learn_logistic_regression(n_classes, C):
     inputs = {"a": torch.tensor(X, dtype=torch.float32)}
     everyone = torch.ones(150, 1, dtype=torch.bool)
     weight = torch.ones(150)
-    fit_linear_path(linear, inputs, everyone, torch.tensor(y), weight,
-                    ClassificationTask(n_classes).linear_l2(C, weight), configurations=False, max_iter=500)
+    l2 = ClassificationTask(n_classes).linear_l2(C, weight)
+    fit_linear_path(linear, inputs, everyone, torch.tensor(y), weight, l2,
+                    configurations=False, max_iter=500)
     with torch.no_grad():
         proba = torch.softmax(linear.combine(linear(inputs, everyone), everyone), 1).numpy()
     expected = reference.predict_proba(StandardScaler().fit_transform(X))
@@ -115,7 +116,8 @@ def test_linear_penalty_is_chosen_on_held_out_rows():
     clf = fast_clf(**STOPPING).fit(X, y)
     assert clf.linear_C_ in (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
     linear = clf._nets[0].module_.linear
-    assert linear.l2 == pytest.approx(ClassificationTask(2).linear_l2(clf.linear_C_, torch.ones(64)))
+    expected = ClassificationTask(2).linear_l2(clf.linear_C_, torch.ones(64))
+    assert linear.l2 == pytest.approx(expected)
 
 
 def test_epoch_zero_keeps_the_linear_model_when_training_only_hurts():

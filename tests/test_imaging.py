@@ -22,8 +22,8 @@ from mmfusion_sklearn import (
     MultimodalFusionClassifier,
     clear_feature_cache,
 )
-from mmfusion_sklearn._training.cache import FEATURE_CACHE
 from mmfusion_sklearn._preprocessing import ArrayPreprocessor, readers
+from mmfusion_sklearn._training.cache import FEATURE_CACHE
 
 
 def _pixels(n: int, seed: int = 0):
@@ -533,7 +533,7 @@ def test_save_load_keeps_the_file_settings(png_data, tmp_path):
 
 def test_sample_with_every_file_unreadable_takes_no_part_in_fit(png_data, tmp_path,
                                                                monkeypatch):
-    from mmfusion_sklearn._estimators import _base as _estimator
+    from mmfusion_sklearn._training import engine as _estimator
 
     paths, _, table, y = png_data
     broken = list(paths)

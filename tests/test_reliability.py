@@ -119,7 +119,7 @@ def test_a_failed_refit_leaves_the_previous_model_intact():
 def test_an_interrupt_before_any_network_leaves_the_estimator_unfitted(monkeypatch):
     from sklearn.exceptions import NotFittedError
 
-    from mmfusion_sklearn._estimators import _base as _estimator
+    from mmfusion_sklearn._training import engine as _estimator
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

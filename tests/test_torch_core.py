@@ -644,7 +644,7 @@ def test_zero_tokens_are_zeros_after_the_per_modality_norm():
     features = torch.randn(5, 2, 4)
     present = torch.tensor([[True, False]] * 5)
     for missing_token, changes in (("zero", False), ("learned", True)):
-        net = MultimodalFusionNet(encoders, n_classes=2, embed_dim=4,
+        net = MultimodalFusionNet(encoders, n_outputs=2, embed_dim=4,
                                   missing_token=missing_token).eval()
         before = net.fuse(features, present)
         with torch.no_grad():

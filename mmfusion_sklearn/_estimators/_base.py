@@ -339,13 +339,7 @@ class BaseMultimodalFusion(BaseEstimator):
 
         rng = check_random_state(self.random_state)
         split_seed, torch_seed = rng.randint(np.iinfo(np.int32).max, size=2)
-        cheap = all(m.kind in ("tabular", "embedding") or name in self._frozen_encoders
-                    for name, m in self.modalities_.items())
-        plans = engine.plan_members(
-            strata, len(y), cheap, ensemble_size=self.ensemble_size,
-            early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
-            split_seed=int(split_seed), rng=rng,
-        )
+        plans = self._member_plans(strata, int(split_seed), rng, len(y))
         if distributed is not None:
             # random_state=None draws other seeds in every process: rank 0's hold
             torch_seed, plans = distributed.broadcast_object((int(torch_seed), plans))
@@ -357,6 +351,18 @@ class BaseMultimodalFusion(BaseEstimator):
         log.failures.update(dataset.read_failures)
         log.warn("fit")
         return self
+
+    def _member_plans(self, strata: np.ndarray | None, split_seed: int,
+                      rng: np.random.RandomState, n_samples: int | None = None) -> list:
+        """Training and held-out rows of every member, and its seed."""
+        cheap = all(m.kind in ("tabular", "embedding") or name in self._frozen_encoders
+                    for name, m in self.modalities_.items())
+        n = len(strata) if n_samples is None else n_samples
+        return engine.plan_members(
+            strata, n, cheap, ensemble_size=self.ensemble_size,
+            early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
+            split_seed=split_seed, rng=rng,
+        )
 
     def _target_vector(self, y: Any) -> np.ndarray:
         """y as a 1-D array (a task may refuse other shapes with its own message)."""

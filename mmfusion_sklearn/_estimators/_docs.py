@@ -226,8 +226,8 @@ ATTRIBUTES: dict[str, str] = {
     history_ : pandas.DataFrame
         One row per member, stage and epoch: ``stage`` ("contrastive", or the task
         stage: "classification", "regression"), ``member``, ``epoch``, ``train_loss``,
-        ``valid_loss`` (the member's held-out rows; NaN without early stopping), ``pooled_valid_loss``
-        (task stage: the held-out loss over every member, which early stopping
+        ``valid_loss`` (the member's held-out rows; NaN without early stopping),
+        ``pooled_valid_loss`` (task stage: the held-out loss over every member, which early stopping
         watches), the held-out loss of the full input alone over every member
         (``pooled_valid_log_loss`` for classes, ``pooled_valid_squared_error`` on the
         standardised target for regression: unlike the objective, comparable between settings of
@@ -279,9 +279,9 @@ SHARED_ATTRIBUTE_ORDER = ["modalities_", "history_", "ensemble_size_", "best_epo
 
 def parameters(names: list[str]) -> str:
     """The numpydoc "Parameters" section body for ``names``, in that order."""
-    return "".join(PARAMETERS[name] for name in names)
+    return "".join(PARAMETERS[name].rstrip() + "\n" for name in names)
 
 
 def attributes(names: list[str]) -> str:
     """The numpydoc "Attributes" section body for ``names``, in that order."""
-    return "".join(ATTRIBUTES[name] for name in names)
+    return "".join(ATTRIBUTES[name].rstrip() + "\n" for name in names)

@@ -16,8 +16,7 @@ from ._base import SHARED_PARAMETERS, BaseMultimodalFusion
 
 
 class MultimodalFusionRegressor(RegressorMixin, BaseMultimodalFusion):
-    __doc__ = f"""Predict a continuous target from several modalities, any of which may be
-    missing.
+    __doc__ = f"""Predict a continuous target from several modalities, any of which may be missing.
 
     The same method as :class:`MultimodalFusionClassifier` (per-modality encoders,
     learnable tokens for absent modalities, simultaneous modality dropout, an optional

@@ -34,7 +34,8 @@ from .nets import ContrastiveNet, FusionDataset, FusionNet, progress_bar
 
 #: Inverse penalties C of the linear path, counted as scikit-learn's LogisticRegression
 #: counts them (see :meth:`~mmfusion_sklearn._torch.tasks.Task.linear_l2`); the lowest
-#: loss pooled over the members' held-out rows wins. Without held-out rows :data:`DEFAULT_LINEAR_C` is used.
+#: loss pooled over the members' held-out rows wins. Without held-out rows
+#: :data:`DEFAULT_LINEAR_C` is used.
 LINEAR_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 DEFAULT_LINEAR_C = 1.0
 

@@ -21,6 +21,11 @@ _SCORE_LABELS = {
     "f1_macro": "F1 (macro)",
     "f1_weighted": "F1 (weighted)",
     "log_loss": "log loss",
+    "r2": "R²",
+    "neg_mean_absolute_error": "negative mean absolute error",
+    "mean_absolute_error": "mean absolute error",
+    "mean_squared_error": "mean squared error",
+    "root_mean_squared_error": "root mean squared error",
     "brier_score": "Brier score",
 }
 
@@ -77,7 +82,9 @@ def _plotted(score_name: str | None) -> tuple[float, str]:
 def _default_scoring(estimator: Any, scoring: str | None) -> str:
     if scoring is not None:
         return scoring
-    return "roc_auc" if len(estimator.classes_) == 2 else "accuracy"
+    from ..metrics import default_scoring
+
+    return default_scoring(estimator)
 
 
 def _as_data(estimator: Any, X: Any) -> MultimodalData:
