@@ -404,7 +404,10 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
                 f"{classes.tolist()}. Got {target!r} instead."
             )
         target_index = np.full(n, int(matches[0]))
-    full_output = _output(full, target_index)
+    # a classifier's output is the log-odds (or log-probability) of the target class;
+    # a regressor's is its prediction
+    output = _output if classes is not None else (lambda scores, index: scores)
+    full_output = output(full, target_index)
     out = np.zeros((n, len(names)))
     for j, name in enumerate(names):
         present = data.present(name)
@@ -417,7 +420,7 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
             subset = data._modalities(others)._rows(rows)
             without = (np.asarray(estimator.predict(subset), dtype=np.float64)
                        if classes is None else _log_scores(estimator, subset))
-            out[rows, j] = full_output[rows] - _output(without, target_index[rows])
+            out[rows, j] = full_output[rows] - output(without, target_index[rows])
     index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n)
     return pd.DataFrame(out, index=index, columns=pd.Index(names, dtype=object))
 

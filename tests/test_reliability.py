@@ -87,7 +87,8 @@ def test_a_diverging_contrastive_stage_names_it():
     (lambda n: np.r_[np.ones(n - 1), -2.0], r"Got -2.0 for rows 19 instead"),
     (lambda n: np.r_[np.ones(n - 1), np.nan], "sample_weight contains NaN"),
     (lambda n: np.zeros(n), "at least one non-zero|Every sample weight is zero"),
-    (lambda n: np.full(n, 1e39), "overflow the float32 losses"),
+    (lambda n: np.r_[np.ones(n - 1), 1e31], r"span a ratio above 1e\+30 \(from 1 to "
+                                            r"1e\+31 at rows 19\)"),
 ])
 def test_bad_sample_weights_are_refused(weights, message):
     X, y = make_multimodal(n=20)
@@ -96,6 +97,23 @@ def test_bad_sample_weights_are_refused(weights, message):
     with pytest.raises(ValueError, match=message):
         fast_clf().fit(X, y, sample_weight=w)
     assert np.array_equal(w, before, equal_nan=True)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-38, 1e-30, 1e-3, 7.0, 1e39])
+def test_uniform_sample_weights_of_any_scale_train_the_unweighted_model(scale):
+    # only the ratios between weights matter: the penalties see weights of mean 1
+    X, y = make_multimodal(n=30)
+    reference = fast_clf().fit(X, y).predict_proba(X)
+    weighted = fast_clf().fit(X, y, sample_weight=np.full(30, scale)).predict_proba(X)
+    assert np.array_equal(weighted, reference)
+
+
+def test_scaling_every_sample_weight_leaves_the_model_unchanged():
+    X, y = make_multimodal(n=30)
+    w = np.linspace(0.5, 2.0, 30)
+    reference = fast_clf().fit(X, y, sample_weight=w).predict_proba(X)
+    scaled = fast_clf().fit(X, y, sample_weight=w * 1e-3).predict_proba(X)
+    np.testing.assert_allclose(scaled, reference, atol=1e-5)
 
 
 def test_huge_class_weight_is_refused():

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from mmfusion_sklearn import MultimodalFusionClassifier
+from mmfusion_sklearn import MultimodalFusionClassifier, MultimodalFusionRegressor
 
 # Each entry says why the check cannot pass for a minibatch neural network.
 EXPECTED_FAILED_CHECKS = {
@@ -17,20 +17,12 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
-def _cheap_estimator():
-    return MultimodalFusionClassifier(
-        embed_dim=16,
-        max_epochs=30,
-        pretrain_epochs=0,
-        early_stopping=False,
-        batch_size=32,
-        lr=1e-2,
-        random_state=0,
-    )
+CHEAP = {"embed_dim": 16, "max_epochs": 30, "pretrain_epochs": 0, "early_stopping": False,
+         "batch_size": 32, "lr": 1e-2, "random_state": 0}
 
 
 @parametrize_with_checks(
-    [_cheap_estimator()],
+    [MultimodalFusionClassifier(**CHEAP), MultimodalFusionRegressor(**CHEAP)],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
 )
 def test_sklearn_compatible_estimator(estimator, check):

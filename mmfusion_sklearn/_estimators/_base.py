@@ -45,9 +45,9 @@ SHARED_PARAMETERS = [
     "callbacks", "n_threads", "distributed",
 ]
 
-#: Largest sample weight accepted: the losses run in float32, and a weighted sum of
-#: losses must not overflow it.
-MAX_SAMPLE_WEIGHT = 1e30
+#: Largest ratio between two positive sample weights: the losses run in float32, whose
+#: range (about 1e-38 to 3e38 with a mean weight of 1) must hold every weight.
+MAX_WEIGHT_RATIO = 1e30
 
 
 class BaseMultimodalFusion(BaseEstimator):
@@ -315,8 +315,8 @@ class BaseMultimodalFusion(BaseEstimator):
             raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
         target, strata = self._encode_target(y)
         weight = _check_sample_weight(sample_weight, np.empty((len(y), 0)), dtype=np.float64)
-        weight = self._sample_weight(weight, y)
-        _check_training_weights(weight, sample_weight is not None)
+        weight = _normalised_weights(self._sample_weight(weight, y),
+                                     sample_weight is not None)
         self._check_fit_parameters()
         callbacks = check_callbacks(self.callbacks)
         self.device_ = resolve_device(self.device, type(self).__name__)
@@ -469,8 +469,14 @@ class BaseMultimodalFusion(BaseEstimator):
         return load_model(cls, path, device)
 
 
-def _check_training_weights(weight: np.ndarray, given: bool) -> None:
-    """Refuse negative, non-finite, float32-overflowing or all-zero training weights."""
+def _normalised_weights(weight: np.ndarray, given: bool) -> np.ndarray:
+    """Training weights divided by their mean, after refusing negative, non-finite or
+    all-zero ones and ratios that float32 losses cannot hold.
+
+    Only the ratios between weights matter: uniform weights of any size (1e-300 or
+    1e39) train the same model as no weights, bit for bit, since the penalties of the
+    linear path and the losses then see weights of mean 1.
+    """
     source = "sample_weight" if given else "class_weight"
     bad = np.flatnonzero(~np.isfinite(weight) | (weight < 0))
     if len(bad):
@@ -478,15 +484,20 @@ def _check_training_weights(weight: np.ndarray, given: bool) -> None:
             f"Sample weights (sample_weight times class_weight) must be finite and "
             f"non-negative. Got {float(weight[bad[0]])!r} for rows {rows_text(bad)} instead."
         )
-    big = np.flatnonzero(weight > MAX_SAMPLE_WEIGHT)
-    if len(big):
-        raise ValueError(
-            f"Sample weights (sample_weight times class_weight) above {MAX_SAMPLE_WEIGHT:g} "
-            f"overflow the float32 losses. Got {weight[big[0]]:g} for rows {rows_text(big)}; "
-            f"rescale {source} (only ratios between weights matter)."
-        )
-    if not (weight > 0).any():
+    positive = weight > 0
+    if not positive.any():
         raise ValueError("Every sample weight is zero: at least one sample must count.")
+    low, high = weight[positive].min(), weight[positive].max()
+    if high / low > MAX_WEIGHT_RATIO or not np.isfinite(high / low):
+        rows = np.flatnonzero(weight == high)
+        raise ValueError(
+            f"Sample weights (sample_weight times class_weight) span a ratio above "
+            f"{MAX_WEIGHT_RATIO:g} (from {low:g} to {high:g} at rows {rows_text(rows)}), which "
+            f"the float32 losses cannot hold; rescale {source} (only ratios between "
+            "weights matter)."
+        )
+    mean = weight.mean()
+    return weight if mean == 1.0 else weight / mean
 
 
 def plain(value: Any) -> Any:

@@ -3,6 +3,7 @@ target standardised inside fit, squared error, R^2)."""
 
 from __future__ import annotations
 
+from numbers import Number
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,10 @@ class MultimodalFusionRegressor(RegressorMixin, BaseMultimodalFusion):
         return super()._target_vector(y)
 
     def _encode_target(self, y: np.ndarray) -> tuple[np.ndarray, None]:
+        if y.dtype.kind == "O" and all(
+            isinstance(v, Number) and not isinstance(v, complex) for v in y
+        ):
+            y = y.astype(np.float64)  # numbers held in an object array
         if y.dtype.kind not in "biuf":
             kind = type_of_target(y) if y.dtype.kind != "O" else "object"
             raise ValueError(
@@ -86,7 +91,7 @@ class MultimodalFusionRegressor(RegressorMixin, BaseMultimodalFusion):
         bad = np.flatnonzero(~np.isfinite(y))
         if len(bad):
             raise ValueError(
-                f"y must be finite; it holds {y[bad[0]]!r} at rows {rows_text(bad)}. Drop "
+                f"y must be finite; it holds {float(y[bad[0]])!r} at rows {rows_text(bad)}. Drop "
                 "those rows or impute their target."
             )
         mean, scale = float(y.mean()), float(y.std())
