@@ -13,8 +13,7 @@ from ._data import Modality, MultimodalData
 from ._estimators.classifier import MultimodalFusionClassifier
 from ._estimators.regressor import MultimodalFusionRegressor
 from ._training.cache import clear_feature_cache
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "Modality",

@@ -28,7 +28,7 @@ from skorch.callbacks import Callback
 
 from ._data import MultimodalData
 from ._training.ensemble import TrainingDivergedError
-from ._training.nets import torch_threads
+from ._training.runtime import torch_threads
 
 __all__ = [
     "DEFAULT_STORAGE",

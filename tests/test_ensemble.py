@@ -178,7 +178,7 @@ def test_predictions_average_the_members_probabilities():
     clf = fast_clf(**STOPPING).fit(X, y)
     data = clf._as_data(X, reset=False)
     arrays, present = clf._model_arrays(data)
-    from mmfusion_sklearn._training.nets import FusionDataset
+    from mmfusion_sklearn._training.batches import FusionDataset
 
     dataset = FusionDataset({k: torch.from_numpy(v) for k, v in arrays.items()},
                             torch.from_numpy(present))

@@ -34,7 +34,8 @@ from mmfusion_sklearn._torch.losses import (
     weighted_cross_entropy,
 )
 from mmfusion_sklearn._torch.model import MultimodalFusionNet
-from mmfusion_sklearn._training.nets import BatchIterator, ContrastiveNet, FusionDataset, FusionNet
+from mmfusion_sklearn._training.batches import BatchIterator, FusionDataset
+from mmfusion_sklearn._training.nets import ContrastiveNet, FusionNet
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
 from .._data import MultimodalData, resolve_modality_spec
-from .._data.messages import rows_text, user_stacklevel
+from .._data.messages import user_stacklevel
 from .._data.parsing import (
     check_no_array_columns,
     fitted_column_spec,
@@ -28,12 +28,14 @@ from .._data.parsing import (
 )
 from .._torch.tasks import Task
 from .._training import engine
+from .._training.batches import FusionDataset
 from .._training.callbacks import check_callbacks
 from .._training.devices import resolve_device
 from .._training.distributed import main_process, resolve_distributed
-from .._training.nets import PRECISIONS, FusionDataset, torch_threads
 from .._training.plans import history_frame
+from .._training.runtime import PRECISIONS, torch_threads
 from .._training.sources import FrozenFeatures, ReadLog
+from .._training.weights import normalised_weights
 
 #: The parameters every estimator shares, in the order of their signatures.
 SHARED_PARAMETERS = [
@@ -45,9 +47,6 @@ SHARED_PARAMETERS = [
     "callbacks", "n_threads", "distributed",
 ]
 
-#: Largest ratio between two positive sample weights: the losses run in float32, whose
-#: range (about 1e-38 to 3e38 with a mean weight of 1) must hold every weight.
-MAX_WEIGHT_RATIO = 1e30
 
 
 class BaseMultimodalFusion(BaseEstimator):
@@ -315,7 +314,7 @@ class BaseMultimodalFusion(BaseEstimator):
             raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
         target, strata = self._encode_target(y)
         weight = _check_sample_weight(sample_weight, np.empty((len(y), 0)), dtype=np.float64)
-        weight = _normalised_weights(self._sample_weight(weight, y),
+        weight = normalised_weights(self._sample_weight(weight, y),
                                      sample_weight is not None)
         self._check_fit_parameters()
         callbacks = check_callbacks(self.callbacks)
@@ -467,37 +466,6 @@ class BaseMultimodalFusion(BaseEstimator):
         from .._persistence.files import load_model
 
         return load_model(cls, path, device)
-
-
-def _normalised_weights(weight: np.ndarray, given: bool) -> np.ndarray:
-    """Training weights divided by their mean, after refusing negative, non-finite or
-    all-zero ones and ratios that float32 losses cannot hold.
-
-    Only the ratios between weights matter: uniform weights of any size (1e-300 or
-    1e39) train the same model as no weights, bit for bit, since the penalties of the
-    linear path and the losses then see weights of mean 1.
-    """
-    source = "sample_weight" if given else "class_weight"
-    bad = np.flatnonzero(~np.isfinite(weight) | (weight < 0))
-    if len(bad):
-        raise ValueError(
-            f"Sample weights (sample_weight times class_weight) must be finite and "
-            f"non-negative. Got {float(weight[bad[0]])!r} for rows {rows_text(bad)} instead."
-        )
-    positive = weight > 0
-    if not positive.any():
-        raise ValueError("Every sample weight is zero: at least one sample must count.")
-    low, high = weight[positive].min(), weight[positive].max()
-    if high / low > MAX_WEIGHT_RATIO or not np.isfinite(high / low):
-        rows = np.flatnonzero(weight == high)
-        raise ValueError(
-            f"Sample weights (sample_weight times class_weight) span a ratio above "
-            f"{MAX_WEIGHT_RATIO:g} (from {low:g} to {high:g} at rows {rows_text(rows)}), which "
-            f"the float32 losses cannot hold; rescale {source} (only ratios between "
-            "weights matter)."
-        )
-    mean = weight.mean()
-    return weight if mean == 1.0 else weight / mean
 
 
 def plain(value: Any) -> Any:

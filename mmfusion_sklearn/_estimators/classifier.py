@@ -13,8 +13,8 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from .._torch.tasks import ClassificationTask
+from .._training.batches import FusionDataset
 from .._training.calibration import fit_temperature_table
-from .._training.nets import FusionDataset
 from . import _docs
 from ._base import SHARED_PARAMETERS, BaseMultimodalFusion, plain
 

@@ -106,7 +106,7 @@ def classes_to_json(classes: np.ndarray) -> dict[str, Any]:
 
 
 def _config(estimator: Any) -> dict[str, Any]:
-    from .. import __version__
+    from .._version import __version__
 
     config = {
         "format_version": FORMAT_VERSION,
@@ -254,7 +254,7 @@ def _positional_encoder_keys(state: dict[str, Any], names: list[str]) -> dict[st
 
 
 def _check_format(config: dict[str, Any], folder: Path, config_path: Path) -> int:
-    from .. import __version__
+    from .._version import __version__
 
     version = config.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .nets import BatchIterator, FusionDataset, autocast
+from .batches import BatchIterator, FusionDataset
+from .runtime import autocast
 
 #: Up to this many modalities every non-empty subset is calibrated; beyond it, the full
 #: set, each single modality and the patterns met in the held-out rows.

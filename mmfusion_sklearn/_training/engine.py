@@ -30,9 +30,9 @@ from .._torch.encoders import EmbeddingEncoder, ModuleEncoder, build_encoder, mo
 from .._torch.losses import contrastive_pairs
 from .._torch.model import MultimodalFusionNet
 from .._torch.tasks import Task
+from .batches import FusionDataset
 from .distributed import DistributedContext
 from .ensemble import MemberPlan, TrainedMembers, train_members
-from .nets import FusionDataset
 from .plans import member_plans, resolve_ensemble_size
 from .sources import FrozenFeatures, ReadLog, predict_outputs, training_dataset
 

@@ -29,8 +29,9 @@ from .._data.messages import user_stacklevel
 from .._torch.linear import fit_linear_path, linear_loss
 from .._torch.losses import random_modality_mask
 from .._torch.tasks import ClassificationTask
+from .batches import FusionDataset
 from .callbacks import member_callbacks
-from .nets import ContrastiveNet, FusionDataset, FusionNet, progress_bar
+from .nets import ContrastiveNet, FusionNet, progress_bar
 
 #: Inverse penalties C of the linear path, counted as scikit-learn's LogisticRegression
 #: counts them (see :meth:`~mmfusion_sklearn._torch.tasks.Task.linear_l2`); the lowest

@@ -10,10 +10,12 @@ Each fitted modality becomes a *source* of preprocessed samples:
 - cached frozen-encoder features (:class:`FrozenFeatures`): each sample is encoded once
   per process (and once per cache folder), whatever the fit or fold.
 
-Fit builds one :class:`~mmfusion_sklearn._training.FusionDataset` over them;
-prediction streams batches through the networks (:func:`predict_log_proba`), so that
+Fit builds one :class:`~mmfusion_sklearn._training.batches.FusionDataset` over them;
+prediction streams batches through the networks (:func:`predict_outputs`), so that
 beyond the inputs the only allocation that grows with n is the output. This module
-knows torch and numpy, not scikit-learn.
+knows torch and numpy, not scikit-learn. It is one module (just over 500 lines) because
+fit and prediction must read every source the same way: splitting them would let the
+two paths drift apart.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from .._data.messages import user_stacklevel
 from .._preprocessing import holds_files, sample_shape
 from .._preprocessing.tabular import warn_unseen_categories
 from .._torch.encoders import compute_features
+from .batches import BatchIterator, FusionDataset
 from .cache import FEATURE_CACHE, FeatureCache, callable_key, digest, sample_key
-from .nets import BatchIterator, FusionDataset, autocast
+from .runtime import autocast
 
 #: Rows per prediction batch when every modality is a table or a vector (images and
 #: volumes use the estimator's batch_size).
