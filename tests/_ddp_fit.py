@@ -1,6 +1,7 @@
 """A fit under torchrun, for tests/test_distributed.py (not collected by pytest).
 
 Usage: torchrun --standalone --nproc_per_node=N tests/_ddp_fit.py OUT [--distributed auto]
+[--task regression]
 
 Every rank fits the same estimator on the same data (scikit-learn's breast cancer
 table split into two modalities, some rows missing one), predicts the held-out rows and
@@ -21,7 +22,7 @@ import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
-from mmfusion_sklearn import MultimodalFusionClassifier
+from mmfusion_sklearn import MultimodalFusionClassifier, MultimodalFusionRegressor
 
 
 def cohort(seed: int = 0):
@@ -41,11 +42,12 @@ def cohort(seed: int = 0):
             {k: v[test] for k, v in data.items()}, y[test])
 
 
-def estimator(**params) -> MultimodalFusionClassifier:
+def estimator(task: str = "classification", **params) -> MultimodalFusionClassifier:
     """The small, quick configuration the test and the benchmark fit."""
     defaults = dict(embed_dim=32, max_epochs=30, pretrain_epochs=3, patience=5,
                     batch_size=64, random_state=0)
-    return MultimodalFusionClassifier(**{**defaults, **params})
+    cls = MultimodalFusionRegressor if task == "regression" else MultimodalFusionClassifier
+    return cls(**{**defaults, **params})
 
 
 def weights_digest(clf: MultimodalFusionClassifier) -> str:
@@ -63,19 +65,27 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--distributed", default="auto")
     parser.add_argument("--params", default="{}", help="estimator parameters, JSON")
+    parser.add_argument("--task", default="classification",
+                        choices=["classification", "regression"],
+                        help="regression: the regressor, with the first table column "
+                             "of each row's modalities summed as a continuous target")
     args = parser.parse_args()
     distributed = {"auto": "auto", "true": True, "false": False}[args.distributed.lower()]
     rank = int(os.environ.get("RANK", "0"))
     X, y, X_test, y_test = cohort()
-    clf = estimator(distributed=distributed, **json.loads(args.params))
+    if args.task == "regression":  # a continuous target from the same cohort
+        y = y + np.nan_to_num(X["means"][:, 0]) / 10.0
+        y_test = y_test + np.nan_to_num(X_test["means"][:, 0]) / 10.0
+    clf = estimator(args.task, distributed=distributed, **json.loads(args.params))
     start = time.perf_counter()
     clf.fit(X, y)
     seconds = time.perf_counter() - start
-    proba = clf.predict_proba(X_test)
+    predict = "predict" if args.task == "regression" else "predict_proba"
+    proba = getattr(clf, predict)(X_test)
     # nothing of the process group stays in the fitted model
-    unpickled = pickle.loads(pickle.dumps(clf)).predict_proba(X_test)
+    unpickled = getattr(pickle.loads(pickle.dumps(clf)), predict)(X_test)
     clf.save(args.out / f"model_rank{rank}")
-    history = clf.history_[clf.history_["stage"] == "classification"]
+    history = clf.history_[clf.history_["stage"] == args.task]
     np.savez(
         args.out / f"rank{rank}.npz", proba=proba, unpickled=unpickled, y_test=y_test,
         seconds=seconds, epochs=len(history),

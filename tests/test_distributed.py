@@ -63,6 +63,19 @@ def test_ranks_end_with_identical_weights_and_predictions(ddp_run):
     np.testing.assert_array_equal(rank0["proba"], rank0["unpickled"])
 
 
+def test_the_regressor_trains_under_ddp_to_identical_ranks(tmp_path):
+    _torchrun(tmp_path, "--task", "regression", "--params", json.dumps(PARAMS))
+    rank0, rank1 = (dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2))
+    assert int(rank0["world"]) == 2 and len(rank0["pooled"]) > 0
+    assert str(rank0["digest"]) == str(rank1["digest"])
+    np.testing.assert_array_equal(rank0["proba"], rank1["proba"])  # predictions
+    np.testing.assert_array_equal(rank0["pooled"], rank1["pooled"])
+    assert np.isfinite(rank0["proba"]).all() and rank0["proba"].ndim == 1
+    from mmfusion_sklearn import load
+
+    assert type(load(tmp_path / "model_rank0")).__name__ == "MultimodalFusionRegressor"
+
+
 def test_save_writes_on_rank_zero_only_and_loads_alone(ddp_run):
     out, (rank0, _) = ddp_run
     assert (out / "model_rank0" / "model.safetensors").is_file()

@@ -304,3 +304,18 @@ def test_warnings_point_at_the_users_call():
                                                         [0, 1, 0])
     messages = {str(w.message)[:30]: w.filename for w in record}
     assert len(messages) == 3 and set(messages.values()) == {__file__}, messages
+
+
+def test_fits_in_threads_give_the_predictions_of_the_same_fits_in_sequence():
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = make_multimodal(n=60)
+    settings = [dict(random_state=1, modality_dropout="random"),
+                dict(random_state=2, pretrain_epochs=2)]
+    sequential = [fast_clf(**s).fit(X, y).predict_proba(X) for s in settings]
+    for _ in range(2):
+        with ThreadPoolExecutor(2) as pool:
+            threaded = list(pool.map(lambda s: fast_clf(**s).fit(X, y).predict_proba(X),
+                                     settings))
+        for got, expected in zip(threaded, sequential):
+            assert np.array_equal(got, expected)

@@ -343,7 +343,9 @@ class BaseMultimodalFusion(BaseEstimator):
             # random_state=None draws other seeds in every process: rank 0's hold
             torch_seed, plans = distributed.broadcast_object((int(torch_seed), plans))
         devices = [self.device_] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        # torch's generator is the process's: a fit in another thread drawing from it at
+        # the same time would change this fit's weights and dropout; one fit at a time
+        with engine.GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(torch_seed))
             self._fit_network(dataset, plans, callbacks, distributed)
         self._after_training(dataset, plans)

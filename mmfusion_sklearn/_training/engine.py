@@ -15,6 +15,7 @@ pass it back in; this module keeps none.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
@@ -35,6 +36,12 @@ from .distributed import DistributedContext
 from .ensemble import MemberPlan, TrainedMembers, train_members
 from .plans import member_plans, resolve_ensemble_size
 from .sources import FrozenFeatures, ReadLog, predict_outputs, training_dataset
+
+#: Held while a fit draws from torch's global random generator (weights, dropout,
+#: modality dropout): that generator belongs to the process, so two fits in two threads
+#: would otherwise interleave their draws and neither would be reproducible. Fits in
+#: threads then train one after the other; each gives what it gives alone.
+GLOBAL_RNG_LOCK = threading.RLock()
 
 
 @dataclass
