@@ -8,7 +8,7 @@ once, with the checks of :func:`~mmfusion_sklearn.load` (SHA-256 of the weights
 included), into a cache keyed by the weights' SHA-256. The same code runs under the
 synchronous and threaded schedulers and on a ``distributed`` cluster.
 
-Needs dask: ``pip install "mmfusion-sklearn[distributed]"``. Importing this module does
+Needs dask: ``pip install -e ".[distributed]"`` from a checkout. Importing this module does
 not import dask; the functions do.
 """
 
@@ -27,7 +27,8 @@ __all__ = ["predict", "predict_proba"]
 
 #: Column-name prefix of the probabilities: ``"proba_<label>"`` for each class.
 PREFIX = "proba_"
-_INSTALL = 'pip install "mmfusion-sklearn[distributed]"'
+_INSTALL = ('pip install "dask[dataframe,distributed]>=2024.8" (the distributed extra; from a '
+            'checkout of mmfusion_sklearn: pip install -e ".[distributed]")')
 #: Models each process keeps loaded (most recently used first out when full).
 _CACHE_SIZE = 4
 _cache: OrderedDict[str, tuple[str, str, Any]] = OrderedDict()

@@ -55,7 +55,8 @@ def load_gse7390() -> tuple[MultimodalData, np.ndarray]:
         from sksurv.datasets import load_breast_cancer
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "The demo needs scikit-survival: pip install 'mmfusion-sklearn[demo]'"
+            "The demo needs scikit-survival: pip install scikit-survival==0.28.0 (the demo "
+            "extra; from a checkout of mmfusion_sklearn: pip install -e '.[demo]')"
         ) from exc
     frame, outcome = load_breast_cancer()
     genes = [c for c in frame.columns if c.startswith("X")]

@@ -417,7 +417,7 @@ def test_inputs_are_not_mutated(tmp_path):
 
 def test_missing_pydicom_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pydicom", None)  # makes `import pydicom` fail
-    with pytest.raises(ImportError, match=re.escape('pip install "mmfusion-sklearn[imaging]"')):
+    with pytest.raises(ImportError, match=re.escape('pip install -e ".[imaging]"')):
         from_dicom([CT])
 
 

@@ -319,3 +319,16 @@ def test_fits_in_threads_give_the_predictions_of_the_same_fits_in_sequence():
                                      settings))
         for got, expected in zip(threaded, sequential):
             assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("X", [
+    lambda df: df,
+    lambda df: __import__("mmfusion_sklearn").MultimodalData({"t": df}),
+])
+def test_duplicate_dataframe_column_names_are_named(X):
+    import pandas as pd
+
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(20, 3)),
+                         columns=["a", "a", "b"])
+    with pytest.raises(ValueError, match=r"duplicate column names \['a'\]"):
+        fast_clf().fit(X(frame), np.tile([0, 1], 10))

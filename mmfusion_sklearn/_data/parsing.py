@@ -130,12 +130,21 @@ def input_data(X: Any, spec: dict[str, Modality] | None) -> MultimodalData:
 
 
 def check_no_array_columns(frame: pd.DataFrame) -> None:
-    """Reject a plain DataFrame (no column assignment) holding arrays in a column."""
-    for column in frame.columns:
-        dtype = frame[column].dtype
+    """Reject a plain DataFrame (no column assignment) holding arrays in a column, or
+    columns that share a name (a name would then select several columns)."""
+    names = [str(c) for c in frame.columns]
+    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if duplicated:
+        raise ValueError(
+            f"X has duplicate column names {duplicated}: rename them (each column of a "
+            "table needs its own name)."
+        )
+    for position, column in enumerate(frame.columns):
+        values = frame.iloc[:, position]
+        dtype = values.dtype
         if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
             continue
-        first = next((v for v in frame[column] if v is not None), None)
+        first = next((v for v in values if v is not None), None)
         if isinstance(first, str) and path_kind(first) is not None:
             raise ValueError(
                 f"Column {column!r} of X holds file paths ({first!r}), so X is not one "

@@ -319,6 +319,15 @@ class BaseMultimodalFusion(BaseEstimator):
         self._check_fit_parameters()
         callbacks = check_callbacks(self.callbacks)
         self.device_ = resolve_device(self.device, type(self).__name__)
+        if self.precision == "16-mixed" and self.device_.type == "cpu":
+            warnings.warn(
+                "precision='16-mixed' on the CPU runs float16 arithmetic that CPUs emulate: "
+                "training is many times slower than in float32 (30x was measured). Use "
+                "precision='32', or 'bf16-mixed' on a CPU with bfloat16 support; float16 "
+                "is for CUDA.",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
         distributed = resolve_distributed(self.distributed, self.device_)
         if distributed is not None:
             self.device_ = distributed.device  # cuda:LOCAL_RANK under torchrun

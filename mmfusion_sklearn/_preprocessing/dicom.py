@@ -157,8 +157,8 @@ def _import_pydicom() -> Any:
         import pydicom
     except ImportError as exc:
         raise ImportError(
-            'from_dicom needs pydicom: pip install "mmfusion-sklearn[imaging]" (or pip '
-            "install pydicom)."
+            'from_dicom needs pydicom: pip install "pydicom>=3.0" (part of the imaging '
+            'extra; from a checkout of mmfusion_sklearn: pip install -e ".[imaging]").'
         ) from exc
     return pydicom
 

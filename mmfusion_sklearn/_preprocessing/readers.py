@@ -32,7 +32,8 @@ from .._data.inference import (
 )
 
 #: How to install what the medical formats need.
-IMAGING_EXTRA = 'pip install "mmfusion-sklearn[imaging]"'
+IMAGING_EXTRA = ('pip install "monai>=1.4" "pydicom>=3.0" "nibabel>=5" (the imaging extra; '
+                 'from a checkout of mmfusion_sklearn: pip install -e ".[imaging]")')
 
 def standard_mode(image: Any) -> Any:
     """A pillow image in a mode that arrays represent faithfully: grey, RGB or RGBA."""

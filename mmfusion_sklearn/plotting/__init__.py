@@ -5,7 +5,7 @@ Every display stores the numbers it draws (``history``, ``subsets``, ``rates``,
 ``from_estimator(...)`` computes the numbers from a fitted estimator and calls
 ``plot``; ``plot(ax=None)`` draws them, sets ``ax_`` and ``figure_`` and the artists,
 and returns the display. matplotlib is imported only when something is drawn, so this
-module imports without it; install it with ``pip install "mmfusion-sklearn[plots]"``.
+module imports without it; install it with ``pip install -e ".[plots]"`` (from a checkout).
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ def _pyplot(caller: str) -> Any:
     except ImportError as exc:
         raise ImportError(
             f"{caller} requires matplotlib, which is not installed. Install it with "
-            'pip install "mmfusion-sklearn[plots]" (or pip install matplotlib).'
+            'pip install "matplotlib>=3.7" (the plots extra; from a checkout of '
+            'mmfusion_sklearn: pip install -e ".[plots]").'
         ) from exc
     return plt
 
