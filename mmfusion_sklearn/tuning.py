@@ -461,6 +461,7 @@ def _open_storage(storage: Any, attempts: int = 5) -> Any:
         from sqlalchemy.exc import IntegrityError, ProgrammingError
     except ImportError:  # not a database URL optuna can open anyway: let it say so
         return optuna.storages.get_storage(storage)
+    storage = postgresql_driver_url(storage)
     rng = np.random.default_rng()
     for attempt in range(attempts):
         try:
@@ -470,6 +471,35 @@ def _open_storage(storage: Any, attempts: int = 5) -> Any:
                 raise
             time.sleep(float(rng.uniform(0.1, 0.5)) * (attempt + 1))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def postgresql_driver_url(url: str) -> str:
+    """A ``postgresql://`` URL that names no driver, given the driver that is installed.
+
+    SQLAlchemy picks a default PostgreSQL driver when the URL names none: psycopg2 up to
+    SQLAlchemy 2.0, psycopg (version 3) from 2.1. The ``distributed`` extra installs
+    psycopg2, so a plain ``postgresql://`` URL would fail under SQLAlchemy 2.1 with an
+    import error about a driver nobody asked for. Where psycopg 3 is not installed and
+    psycopg2 is, the URL gets ``+psycopg2``; any other URL is returned unchanged.
+
+    Parameters
+    ----------
+    url : str
+        An Optuna storage URL.
+
+    Returns
+    -------
+    str
+    """
+    import importlib.util
+
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() not in ("postgresql", "postgres"):
+        return url
+    if importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return f"postgresql+psycopg2://{rest}"
+    return url
 
 
 def _modality_names(data: Any) -> list[str]:

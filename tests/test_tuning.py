@@ -218,3 +218,20 @@ def test_the_pruning_signal_is_the_held_out_log_loss_whatever_the_unimodal_weigh
         # the objective counts the single-modality terms too: 3x the scale with weight 2
         ratio = at_best["pooled_valid_loss"] / at_best["pooled_valid_log_loss"]
         assert ratio == pytest.approx(1.0, abs=1e-6) if weight == 0 else ratio > 2
+
+
+def test_a_plain_postgresql_url_gets_the_installed_driver(monkeypatch):
+    import importlib.util
+
+    from mmfusion_sklearn.tuning import postgresql_driver_url
+
+    installed = {"psycopg2"}
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name in installed else None)
+    url = "postgresql://user@db.example:5432/studies"
+    assert postgresql_driver_url(url) == "postgresql+psycopg2://user@db.example:5432/studies"
+    # an explicit driver, another database, or psycopg 3 installed: unchanged
+    assert postgresql_driver_url("postgresql+psycopg://u@h/d") == "postgresql+psycopg://u@h/d"
+    assert postgresql_driver_url("sqlite:///x.db") == "sqlite:///x.db"
+    installed.add("psycopg")
+    assert postgresql_driver_url(url) == url
