@@ -11,6 +11,7 @@ parameters refitted on all the data.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import clone, is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
@@ -305,8 +307,10 @@ def tune(
         ``worker``).
     study_name : str, default=None
         The study to create or resume; None is :data:`DEFAULT_STUDY_NAME`. A study
-        that holds trials for other data (samples, modalities, classes, scoring) is
-        refused.
+        that holds trials for other data (values, samples, modalities, classes,
+        scoring), another base estimator or other fixed parameters, or other CV folds
+        is refused. Resuming draws new parameters; a Ctrl-C stops ``tune``, the
+        interrupted trial failed (never complete).
     pruner : optuna.pruners.BasePruner, default=None
         None is ``MedianPruner(n_startup_trials=5, n_warmup_steps=5)``: a trial is
         stopped when its value at an epoch falls below the median of earlier trials at
@@ -339,6 +343,7 @@ def tune(
     Examples
     --------
     >>> import numpy as np
+import pandas as pd
     >>> import optuna
     >>> from mmfusion_sklearn import MultimodalFusionClassifier
     >>> from mmfusion_sklearn.tuning import tune
@@ -389,16 +394,25 @@ def tune(
     study = optuna.create_study(
         storage=_open_storage(DEFAULT_STORAGE if storage is None else storage),
         study_name=DEFAULT_STUDY_NAME if study_name is None else study_name,
-        sampler=optuna.samplers.TPESampler(seed=random_state) if sampler is None else sampler,
+        sampler=sampler,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
         if pruner is None else pruner,
         direction="maximize", load_if_exists=True,
     )
+    if sampler is None:
+        # a resumed study goes on from its trials: the same seed would replay them
+        seed = None if random_state is None else int(
+            (int(random_state) * 1_000_003 + len(study.get_trials(deepcopy=False)))
+            % (2**32))
+        study.sampler = optuna.samplers.TPESampler(seed=seed)
     _check_fingerprint(study, {
         "n_samples": int(n),
         "classes": [str(c) for c in np.unique(y)] if classifier else "continuous",
         "modalities": _modality_names(data), "scoring": str(scoring),
         "n_folds": len(folds), "estimator": type(estimator).__name__,
+        # other data of the same shape, another base estimator, another splitter
+        "data": _digest(data, y), "folds": _digest_folds(folds),
+        "fixed_params": _fixed_params(estimator, space),
     })
     workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
     # epoch-level reports need held-out rows and a callbacks parameter to carry them
@@ -418,6 +432,10 @@ def tune(
                 model.set_params(callbacks=[*(model.callbacks or []),
                                             ("optuna_pruning", PruningCallback(trial))])
             model.fit(_safe_indexing(data, train), y[train])
+            if getattr(model, "_interrupted", False):
+                # the fit kept its best weights and warned; a tuning run stops instead,
+                # and the truncated trial fails (it never counts as complete)
+                raise KeyboardInterrupt(f"tune interrupted in trial {trial.number}")
             scores.append(float(scorer(model, _safe_indexing(data, test), y[test])))
         trial.set_user_attr("cv_scores", scores)
         return float(np.mean(scores))
@@ -507,6 +525,52 @@ def _modality_names(data: Any) -> list[str]:
         return list(data.modality_names)
     columns = getattr(data, "columns", None)
     return [str(c) for c in columns] if columns is not None else []
+
+
+def _digest(data: Any, y: np.ndarray) -> str:
+    """SHA-256 of the targets and of every modality's values (arrays by their bytes,
+    DataFrames by pandas' row hashes, file paths by their text)."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(y).tobytes() if y.dtype != object
+                  else repr(y.tolist()).encode())
+    if isinstance(data, MultimodalData):
+        parts = [(name, data.values(name)) for name in data.modality_names]
+    else:
+        parts = [("X", data)]
+    for name, values in parts:
+        digest.update(str(name).encode())
+        digest.update(_values_bytes(values))
+    return digest.hexdigest()
+
+
+def _values_bytes(values: Any) -> bytes:
+    if isinstance(values, pd.DataFrame):
+        return pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes() \
+            + repr(list(values.columns)).encode()
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return np.ascontiguousarray(values).tobytes() + repr(values.shape).encode()
+    items = list(values) if isinstance(values, (list, tuple, np.ndarray)) else [values]
+    out = []
+    for item in items:
+        if isinstance(item, np.ndarray) and item.dtype != object:
+            out.append(np.ascontiguousarray(item).tobytes())
+        else:
+            out.append(repr(item).encode())
+    return b"\x00".join(out)
+
+
+def _digest_folds(folds: list) -> str:
+    digest = hashlib.sha256()
+    for _, test in folds:
+        digest.update(np.asarray(test, dtype=np.int64).tobytes() + b"|")
+    return digest.hexdigest()
+
+
+def _fixed_params(estimator: Any, space: dict[str, Any]) -> str:
+    """The base estimator's parameters that the search does not set, as text."""
+    params = estimator.get_params(deep=False)
+    return repr(sorted((k, repr(v)) for k, v in params.items()
+                       if k not in space and k not in ("verbose", "n_threads", "callbacks")))
 
 
 def _check_fingerprint(study: Any, fingerprint: dict[str, Any]) -> None:

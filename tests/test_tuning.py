@@ -235,3 +235,62 @@ def test_a_plain_postgresql_url_gets_the_installed_driver(monkeypatch):
     assert postgresql_driver_url("sqlite:///x.db") == "sqlite:///x.db"
     installed.add("psycopg")
     assert postgresql_driver_url(url) == url
+
+
+def _tiny_tune(tmp_path, X, y, n_trials, estimator=None, cv=2):
+    return tune(estimator if estimator is not None else MultimodalFusionClassifier(**TINY),
+                X, y, n_trials=n_trials, cv=cv, search_space=LR_ONLY,
+                storage=f"sqlite:///{tmp_path / 'resume.db'}", study_name="s",
+                random_state=0, refit=False)
+
+
+def test_resuming_with_the_same_random_state_draws_new_trials(tmp_path):
+    X, y = tables(n=30)
+    first = [t.params["lr"] for t in _tiny_tune(tmp_path, X, y, 2).study.trials]
+    more = _tiny_tune(tmp_path, X, y, 4)
+    params = [t.params["lr"] for t in more.study.trials]
+    assert len(params) == 4 and params[:2] == first
+    assert params[2] not in params[:2] and params[3] not in params[:2]
+
+
+@pytest.mark.parametrize("change", ["values", "estimator", "folds"])
+def test_resuming_on_other_data_estimator_or_folds_is_refused(tmp_path, change):
+    from sklearn.model_selection import KFold
+
+    X, y = tables(n=30)
+    _tiny_tune(tmp_path, X, y, 1)
+    estimator, cv = None, 2
+    if change == "values":  # same shape, other values
+        X = {**X, "a": X["a"][::-1].copy()}
+    elif change == "estimator":
+        estimator = MultimodalFusionClassifier(**{**TINY, "weight_decay": 0.5})
+    else:
+        cv = KFold(2, shuffle=True, random_state=3)
+    with pytest.raises(ValueError, match="holds trials for other data"):
+        _tiny_tune(tmp_path, X, y, 2, estimator=estimator, cv=cv)
+
+
+def test_a_ctrl_c_stops_tune_and_the_study_resumes(tmp_path, monkeypatch):
+    from optuna.trial import TrialState
+
+    from mmfusion_sklearn._training import nets
+
+    X, y = tables(n=30)
+    original = nets.FusionNet.run_single_epoch
+    calls = {"n": 0}
+
+    def interrupted(self, iterator, training, *args, **kwargs):
+        calls["n"] += training
+        if training and calls["n"] == 7:  # in the second trial
+            raise KeyboardInterrupt
+        return original(self, iterator, training, *args, **kwargs)
+
+    monkeypatch.setattr(nets.FusionNet, "run_single_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_tune(tmp_path, X, y, 5)
+    assert calls["n"] == 7  # nothing ran after the interruption
+    monkeypatch.setattr(nets.FusionNet, "run_single_epoch", original)
+    resumed = _tiny_tune(tmp_path, X, y, 3)
+    states = [t.state for t in resumed.study.trials]
+    assert states[1] == TrialState.FAIL  # the interrupted trial never counts
+    assert states.count(TrialState.COMPLETE) == 3

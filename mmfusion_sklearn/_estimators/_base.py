@@ -407,6 +407,7 @@ class BaseMultimodalFusion(BaseEstimator):
                 stacklevel=user_stacklevel(),
             )
         self._nets = result.nets
+        self._interrupted = result.interrupted  # tune stops on it
         self.ensemble_size_ = len(result.nets)
         self.best_epoch_ = result.best_epoch
         self.linear_C_ = result.linear_C
