@@ -354,7 +354,8 @@ class ModalityTransformer(TransformerMixin, BaseEstimator):
             # construction; its kind and source columns stay
             specs = {k: replace(specs[k], categorical=None) if k in outputs else specs[k]
                      for k in values if k in specs}
-        return MultimodalData._assemble(values, presence, len(data), specs)
+        return MultimodalData._assemble(values, presence, len(data), specs,
+                                        getattr(data, "_labels", None))
 
 
 class _named:

@@ -421,7 +421,7 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
             without = (np.asarray(estimator.predict(subset), dtype=np.float64)
                        if classes is None else _log_scores(estimator, subset))
             out[rows, j] = full_output[rows] - output(without, target_index[rows])
-    index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n)
+    index = X.index if isinstance(X, pd.DataFrame) else data.sample_labels
     return pd.DataFrame(out, index=index, columns=pd.Index(names, dtype=object))
 
 

@@ -470,3 +470,22 @@ def test_no_warning_for_plain_inputs():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MultimodalData({"a": np.ones((2, 2)), "b": ["x.png", None]})
+
+
+def test_a_dict_of_dataframes_must_agree_on_its_row_labels():
+    ids = [f"p{i}" for i in range(6)]
+    table = pd.DataFrame({"a": np.arange(6.0)}, index=ids)
+    labs = pd.DataFrame({"b": np.arange(6.0)}, index=ids[::-1])  # same patients, reordered
+    with pytest.raises(ValueError, match="'table' and 'labs' hold the same rows in another "
+                                         r"order.*\.loc\[X\['table'\]\.index\]"):
+        MultimodalData({"table": table, "labs": labs})
+    other = pd.DataFrame({"b": np.arange(6.0)}, index=[f"q{i}" for i in range(6)])
+    with pytest.raises(ValueError, match="different row labels \\(e.g. 'p0' and 'q0'\\)"):
+        MultimodalData({"table": table, "labs": other})
+    # the same labels in the same order, or default positions, are fine
+    data = MultimodalData({"table": table, "labs": labs.loc[ids],
+                           "image": [np.zeros((2, 2))] * 6})
+    assert list(data.sample_labels) == ids
+    assert list(data[[4, 1]].sample_labels) == ["p4", "p1"]
+    assert list(MultimodalData({"x": np.zeros((3, 2))}).sample_labels) == [0, 1, 2]
+    assert list(data.index) == list(range(6))  # rows still align by position

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fast_clf
+from conftest import fast_clf, make_multimodal
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -89,7 +89,8 @@ def test_dataframe_input_keeps_its_row_index():
     assert contributions.index.tolist() == frame.index.tolist()
     by_data = modality_contributions(clf, MultimodalData(frame, modalities=spec))
     np.testing.assert_allclose(contributions.to_numpy(), by_data.to_numpy())
-    assert by_data.index.tolist() == list(range(40))
+    # the container keeps the patients' labels (it used to give positions 0..39)
+    assert by_data.index.tolist() == frame.index.tolist()
 
 
 def test_multiclass_contributions_explain_the_predicted_class():
@@ -151,3 +152,13 @@ def test_other_classifiers_through_predict_proba_and_pipelines(binary):
     through = modality_contributions(pipeline, X)
     assert through.shape == (80, 2)
     assert (through["signal"][~X.present("signal")] == 0.0).all()
+
+
+def test_contributions_keep_the_patients_labels_of_multimodal_data():
+    X, y = make_multimodal(n=30, missing=False)
+    ids = [f"patient{i}" for i in range(30)]
+    frames = {"table": pd.DataFrame(X["table"], index=ids), "image": X["image"]}
+    clf = fast_clf().fit(frames, y)
+    data = MultimodalData(frames)
+    contributions = modality_contributions(clf, data[5:9])
+    assert list(contributions.index) == ids[5:9]

@@ -110,10 +110,15 @@ class MultimodalData:
             self._presence = dict(X._presence)
             self._n_samples = X._n_samples
             self._specs = _kept_specs(X._specs, self._values, modalities)
+            self._labels = X._labels
             return
         specs = None
+        labels = None
         if isinstance(X, pd.DataFrame):
+            labels = X.index
             X, specs = _dataframe_to_dict(X, modalities)
+        elif isinstance(X, Mapping):
+            labels = _common_labels(X)
         elif isinstance(X, (list, tuple)) and all(isinstance(r, Mapping) for r in X):
             X = _records_to_dict(X)
         if not isinstance(X, Mapping):
@@ -141,11 +146,13 @@ class MultimodalData:
         self._n_samples = next(iter(lengths.values()))
         self._specs = specs if specs is not None else _kept_specs(None, self._values,
                                                                   modalities)
+        self._labels = None if labels is None or _is_default(labels, self._n_samples) \
+            else labels
 
     @classmethod
     def _assemble(
         cls, values: dict[str, Any], presence: dict[str, np.ndarray], n_samples: int,
-        specs: dict[str, Modality] | None,
+        specs: dict[str, Modality] | None, labels: pd.Index | None = None,
     ) -> MultimodalData:
         """A container from already normalised parts (no copies, no checks)."""
         data = cls.__new__(cls)
@@ -153,7 +160,21 @@ class MultimodalData:
         data._presence = presence
         data._n_samples = n_samples
         data._specs = None if specs is None else {k: specs[k] for k in values if k in specs}
+        data._labels = labels
         return data
+
+    @property
+    def sample_labels(self) -> pd.Index:
+        """The samples' labels: the index of the DataFrame(s) the data came from (e.g.
+        patient IDs), kept through slicing; 0 to ``n_samples - 1`` otherwise.
+
+        Rows still align by position (:attr:`index` is always the positions); the
+        labels are what reports such as
+        :func:`~mmfusion_sklearn.metrics.modality_contributions` give back as their
+        index.
+        """
+        labels = getattr(self, "_labels", None)
+        return pd.RangeIndex(self._n_samples) if labels is None else labels
 
     # -- sample axis -------------------------------------------------------------
     def __len__(self) -> int:
@@ -230,13 +251,14 @@ class MultimodalData:
             {k: v[index] for k, v in self._presence.items()},
             len(index),
             self._specs,
+            None if getattr(self, "_labels", None) is None else self._labels[index],
         )
 
     def _modalities(self, names: list[str]) -> MultimodalData:
         """The same samples with only the modalities ``names``, in that order."""
         return MultimodalData._assemble(
             {k: self._values[k] for k in names}, {k: self._presence[k] for k in names},
-            self._n_samples, self._specs,
+            self._n_samples, self._specs, getattr(self, "_labels", None),
         )
 
     def _withheld(self, withheld: np.ndarray) -> MultimodalData:
@@ -245,7 +267,7 @@ class MultimodalData:
         return MultimodalData._assemble(
             dict(self._values),
             {k: self._presence[k] & ~withheld[:, j] for j, k in enumerate(self._values)},
-            self._n_samples, self._specs,
+            self._n_samples, self._specs, getattr(self, "_labels", None),
         )
 
     def _record(self, i: int) -> dict[str, Any]:
@@ -360,7 +382,7 @@ class MultimodalData:
         values = {k: _copy_values(v) if deep else v for k, v in self._values.items()}
         return MultimodalData._assemble(
             values, {k: v.copy() for k, v in self._presence.items()}, self._n_samples,
-            self._specs,
+            self._specs, getattr(self, "_labels", None),
         )
 
     def __setitem__(self, name: str, value: Any) -> None:
@@ -523,3 +545,41 @@ def as_multimodal(X: Any, modalities: Mapping[str, Modality] | None = None) -> M
     if isinstance(X, MultimodalData):
         return X
     return MultimodalData(X, modalities=modalities)
+
+
+def _is_default(labels: pd.Index, n: int) -> bool:
+    """Whether ``labels`` are the positions 0 .. n-1 (a default RangeIndex)."""
+    return isinstance(labels, pd.RangeIndex) and labels.equals(pd.RangeIndex(n))
+
+
+def _common_labels(X: Mapping[str, Any]) -> pd.Index | None:
+    """The row labels that a dict's DataFrames (and Series) agree on.
+
+    Rows of a dict align by position; DataFrames that carry their own row labels (not
+    the default 0 .. n-1) must carry the same labels in the same order, or a patient's
+    table would meet another patient's image. Returns those labels, or None.
+    """
+    labelled = [(name, values.index) for name, values in X.items()
+                if isinstance(values, (pd.DataFrame, pd.Series))
+                and not _is_default(values.index, len(values))]
+    if not labelled:
+        return None
+    first_name, first = labelled[0]
+    for name, labels in labelled[1:]:
+        if labels.equals(first):
+            continue
+        if len(labels) == len(first) and set(labels) == set(first):
+            raise ValueError(
+                f"Modalities {first_name!r} and {name!r} hold the same rows in another "
+                "order (their indexes differ): rows align by position, so align them "
+                f"first, e.g. X[{name!r}] = X[{name!r}].loc[X[{first_name!r}].index]."
+            )
+        differ = next((a, b) for a, b in zip(first, labels) if a != b) \
+            if len(labels) == len(first) else (len(first), len(labels))
+        raise ValueError(
+            f"Modalities {first_name!r} and {name!r} have different row labels (e.g. "
+            f"{differ[0]!r} and {differ[1]!r}): rows align by position, so give every "
+            "DataFrame the same index in the same order (or reset_index(drop=True) "
+            "where the order already matches)."
+        )
+    return first
