@@ -332,3 +332,31 @@ def test_duplicate_dataframe_column_names_are_named(X):
                          columns=["a", "a", "b"])
     with pytest.raises(ValueError, match=r"duplicate column names \['a'\]"):
         fast_clf().fit(X(frame), np.tile([0, 1], 10))
+
+
+def test_table_columns_follow_scikit_learns_names_convention(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], 30)
+    values = rng.normal(size=(60, 3))
+    values[:, 0] += 3 * y  # the signal sits in the first column
+    # integer labels [2, 0, 1] are no names: an array at predict is taken by position
+    frame = pd.DataFrame(values, columns=[2, 0, 1])
+    clf = fast_clf().fit(frame, y)
+    reference = clf.predict_proba(frame)
+    np.testing.assert_array_equal(clf.predict_proba(values), reference)
+    # string names: a DataFrame is matched by name, in any column order
+    named = pd.DataFrame(values, columns=["c", "a", "b"])
+    clf = fast_clf().fit({"t": named}, y)
+    reference = clf.predict_proba({"t": named})
+    np.testing.assert_array_equal(clf.predict_proba({"t": named[["a", "b", "c"]]}),
+                                  reference)
+    # ... and an array is taken in the order of fit, with a warning
+    with pytest.warns(UserWarning, match="fitted on columns with names .* without names"):
+        np.testing.assert_array_equal(clf.predict_proba({"t": values}), reference)
+    # a model saved and loaded keeps the convention
+    clf.save(tmp_path / "m")
+    loaded = type(clf).load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.predict_proba({"t": named[["b", "a", "c"]]}),
+                                  reference)

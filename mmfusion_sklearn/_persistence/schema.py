@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -25,10 +27,17 @@ from .._training.plans import HISTORY_COLUMNS
 
 #: Largest number of values one sample of a modality may have (1 GiB of float32).
 MAX_SAMPLE_SIZE = 2**28
-#: Largest config.json read (a long history and many categories take a few MiB).
-MAX_CONFIG_BYTES = 256 * 2**20
+#: Largest config.json read, checked with ``stat`` before reading (a long history and
+#: many categories take a few MiB).
+MAX_CONFIG_BYTES = 64 * 2**20
 #: Largest safetensors header read (the safetensors library's own limit).
 MAX_HEADER_BYTES = 100_000_000
+#: Most keys and values one JSON text (config.json, a safetensors header) may hold,
+#: counted before parsing, so that a file cannot make load build millions of objects.
+MAX_JSON_ITEMS = 2_000_000
+#: Deepest nesting of JSON arrays and objects (config.json nests 5 levels), measured
+#: before parsing: the JSON parser recurses once per level.
+MAX_JSON_DEPTH = 64
 #: Bytes per element of the tensor dtypes a model file may hold.
 DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
                "I8": 1, "U8": 1, "BOOL": 1}
@@ -49,7 +58,7 @@ TOP_LEVEL = {
 MODALITY_FIELDS = {"kind", "columns", "trainable", "image_size", "categorical"}
 PREPROCESSOR_FIELDS = {
     "tabular": {"kind", "name", "categorical", "columns_", "categorical_", "numeric_",
-                "mean_", "scale_", "indicator_", "categories_", "n_features_out_"},
+                "mean_", "scale_", "indicator_", "categories_", "n_features_out_", "named_"},
     "embedding": {"kind", "name", "n_features_out_"},
     "image": {"kind", "name", "image_size", "standardize", "channels_", "shape_", "mean_",
               "scale_"},
@@ -68,47 +77,140 @@ def invalid(path: Path, field: str, problem: str) -> ModelFileError:
 
 
 # -- reading -------------------------------------------------------------------------------
-def read_config(path: Path) -> dict[str, Any]:
-    """Parse config.json, refusing invalid JSON, a non-object and duplicate keys."""
+_STRING = re.compile(rb'"[^"]*"')  # a JSON string, once its escaped quotes are removed
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def parse_json(data: bytes, path: Path, what: str) -> Any:
+    """Parse the JSON text ``data`` (of the file ``path``; ``what`` names it in errors) in
+    time and memory linear in its size: a text of more than :data:`MAX_JSON_ITEMS` keys and
+    values, nested deeper than :data:`MAX_JSON_DEPTH`, with a key twice in one object, or
+    not valid UTF-8 JSON is a :class:`ModelFileError`.
+
+    Both limits are measured before parsing, on the text's skeleton (its strings
+    removed: escaped backslashes, then escaped quotes, then what lies between quotes,
+    each one linear pass), so that neither Python objects nor recursion are spent on a
+    text that exceeds them.
+    """
+    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    items = unescaped.count(b'"') // 2  # each string is a key or a value: a first bound
+    if items <= MAX_JSON_ITEMS:
+        skeleton = _STRING.sub(b"", unescaped)
+        items = skeleton.count(b",") + skeleton.count(b":") + 1
+    del unescaped
+    if items > MAX_JSON_ITEMS:
+        raise invalid(path, what, f"holds more than {MAX_JSON_ITEMS} JSON keys and values "
+                      f"({items} or more).")
+    if _max_depth(skeleton.translate(None, _NOT_BRACKETS)) > MAX_JSON_DEPTH:
+        raise invalid(path, what, f"nests arrays and objects more than {MAX_JSON_DEPTH} "
+                      "levels deep.")
+    del skeleton
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [k for k, _ in pairs]
-        repeated = sorted({k for k in keys if keys.count(k) > 1})
-        if repeated:
-            raise invalid(path, f"key {repeated[0]!r}", "appears twice in one JSON object.")
-        return dict(pairs)
+        out = dict(pairs)
+        if len(out) != len(pairs):  # linear: only a repeated key makes the dict shorter
+            seen: set[str] = set()
+            repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+            raise invalid(path, f"key {repeated!r}", "appears twice in one JSON object.")
+        return out
 
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise invalid(path, "the file", f"is larger than {MAX_CONFIG_BYTES} bytes.")
     try:
-        config = json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=no_duplicates)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"Cannot load {str(path)!r}: it is not valid JSON ({exc}).") \
-            from exc
+        return json.loads(data.decode("utf-8"), object_pairs_hook=no_duplicates)
+    except ModelFileError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: also a number of more digits than int() converts
+        raise invalid(path, what, f"is not valid JSON ({exc}).") from exc
+
+
+def _max_depth(brackets: bytes) -> int:
+    """The deepest nesting of a string of brackets (stops early past the limit)."""
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    level = deepest = 0
+    for start in range(0, len(codes), 1 << 20):
+        chunk = codes[start : start + (1 << 20)]
+        levels = np.cumsum(np.where((chunk == ord("[")) | (chunk == ord("{")), 1, -1)) + level
+        deepest = max(deepest, int(levels.max()))
+        if deepest > MAX_JSON_DEPTH:
+            break
+        level = int(levels[-1])
+    return deepest
+
+
+def open_regular(path: Path, dir_fd: int | None = None) -> BinaryIO:
+    """``path`` opened for reading (symbolic links followed), refusing what is not a
+    regular file: a FIFO or a device would make load wait or read without end.
+
+    Opened non-blocking, so that a FIFO cannot block ``open`` itself; ``dir_fd`` opens
+    ``path`` (a name) inside that open folder.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) \
+        | getattr(os, "O_BINARY", 0)
+    fd = os.open(path.name, flags, dir_fd=dir_fd) if dir_fd is not None \
+        else os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise invalid(path, "the file", "is not a regular file.")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_config(path: Path, stream: BinaryIO | None = None) -> dict[str, Any]:
+    """Parse config.json (from ``stream`` when given, else opened), refusing a file of
+    more than :data:`MAX_CONFIG_BYTES` (by its size, before reading), what
+    :func:`parse_json` refuses and a non-object."""
+    if stream is None:
+        with open_regular(path) as own:
+            return read_config(path, own)
+    size = os.fstat(stream.fileno()).st_size
+    data = b""
+    if size <= MAX_CONFIG_BYTES:  # the size first, nothing read; then the bytes stat
+        # announced, and past them (a file that grows, or whose size stat does not know)
+        # at most one byte more than the limit
+        chunks = [stream.read(size + 1)]
+        total = len(chunks[0])
+        while size < total <= MAX_CONFIG_BYTES:
+            chunks.append(stream.read(min(1 << 20, MAX_CONFIG_BYTES + 1 - total)))
+            if not chunks[-1]:
+                break
+            total += len(chunks[-1])
+        data = b"".join(chunks)
+    if size > MAX_CONFIG_BYTES or len(data) > MAX_CONFIG_BYTES:
+        raise invalid(path, "the file", f"is larger than {MAX_CONFIG_BYTES} bytes, the "
+                      "most a config.json may have.")
+    config = parse_json(data, path, "it")
     if not isinstance(config, dict):
         raise invalid(path, "the file", f"must hold a JSON object, not {_kind(config)}.")
     return config
 
 
-def read_header(data: bytes, path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """``{key: (dtype, shape)}`` of a safetensors file's bytes, without its tensors.
+def read_header(stream: BinaryIO, size: int,
+                path: Path) -> tuple[dict[str, tuple[str, tuple[int, ...]]], int]:
+    """``({key: (dtype, shape)}, header length)`` of the safetensors file open in
+    ``stream`` (``size`` bytes), reading only its 8-byte header length and its header.
 
-    Every tensor's byte range must lie in the file and match its shape and dtype, so
-    that the shapes read here are backed by the file's own bytes.
+    Every tensor's byte range must lie in the file and match its shape and dtype, the
+    ranges must tile the data without gap or overlap, and the file's size must be what
+    the header announces (8 + the header's length + the end of the last tensor), so that
+    the shapes read here are backed by the file's own bytes and nothing else is in it.
     """
-    if len(data) < 8:
+    stream.seek(0)
+    prefix = stream.read(8)
+    if len(prefix) < 8 or size < 8:
         raise invalid(path, "the file", "is too short to be a safetensors file.")
-    size = int.from_bytes(data[:8], "little")
-    if size > min(len(data) - 8, MAX_HEADER_BYTES):
-        raise invalid(path, "the header", f"claims {size} bytes; the file has {len(data)}.")
-    try:
-        header = json.loads(data[8 : 8 + size].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise invalid(path, "the header", f"is not valid JSON ({exc}).") from exc
+    length = int.from_bytes(prefix, "little")
+    if length > min(size - 8, MAX_HEADER_BYTES):
+        raise invalid(path, "the header", f"claims {length} bytes; the file has {size}.")
+    raw = stream.read(length)
+    if len(raw) != length:
+        raise invalid(path, "the file", "became shorter while it was read.")
+    header = parse_json(raw, path, "the header")
     if not isinstance(header, dict):
         raise invalid(path, "the header", "is not a JSON object.")
-    room = len(data) - 8 - size
-    out = {}
+    room = size - 8 - length
+    out, ranges = {}, []
     for key, entry in header.items():
         if key == "__metadata__":
             continue
@@ -123,7 +225,18 @@ def read_header(data: bytes, path: Path) -> dict[str, tuple[str, tuple[int, ...]
             raise invalid(path, f"tensor {key!r}", "has data offsets that do not match "
                           "its shape or lie beyond the end of the file.")
         out[key] = (entry["dtype"], tuple(entry["shape"]))
-    return out
+        ranges.append((start, end))
+    position = 0
+    for start, end in sorted(ranges):
+        if start != position:
+            raise invalid(path, "the header", "has tensors whose data offsets leave a gap "
+                          f"or overlap (at byte {start} of the data).")
+        position = end
+    if 8 + length + position != size:
+        raise invalid(path, "the file", f"is {size} bytes, but its header announces "
+                      f"{8 + length + position} (8 + a {length}-byte header + {position} "
+                      "bytes of tensors): it was cut or extended, or is another file.")
+    return out, length
 
 
 # -- config.json ---------------------------------------------------------------------------
@@ -264,7 +377,7 @@ def _preprocessor(state: Any, name: str, kind: str, path: Path) -> dict[str, Any
     if not isinstance(state, dict) or state.get("kind") != kind:
         raise invalid(path, f"{field}.kind", f"must be {kind!r} (the modality's kind).")
     allowed = PREPROCESSOR_FIELDS[kind]
-    required = allowed - {"standardize"}  # absent in early files: True
+    required = allowed - {"standardize", "named_"}  # absent in early files: True
     if not required <= set(state) <= allowed:
         raise invalid(path, field, f"must have the keys {sorted(required)}; got "
                       f"{sorted(state)}.")
@@ -280,6 +393,7 @@ def _preprocessor(state: Any, name: str, kind: str, path: Path) -> dict[str, Any
             "indicator_": lambda v: _str_list(v) and set(v) <= set(state["numeric_"]),
             "categories_": lambda v: isinstance(v, dict) and set(v) == set(state["categorical_"])
             and all(_str_list(c, unique=True) for c in v.values()),
+            "named_": lambda v: isinstance(v, bool),
             "n_features_out_": lambda v: _int(v, low=1) and v == len(state["numeric_"])
             + len(state["indicator_"]) + sum(len(c) for c in state["categories_"].values()),
         }

@@ -85,6 +85,12 @@ def warn_unseen_categories(name: str, unseen: Mapping[str, set]) -> None:
         )
 
 
+def _has_names(values: Any) -> bool:
+    """Whether a table's columns have names: a DataFrame whose labels are all strings."""
+    return isinstance(values, pd.DataFrame) and len(values.columns) > 0 and all(
+        isinstance(c, str) for c in values.columns)
+
+
 def _check_unique_columns(name: str, frame: pd.DataFrame) -> None:
     names = [str(c) for c in frame.columns]
     duplicated = sorted({c for c in names if names.count(c) > 1})
@@ -154,6 +160,9 @@ class TabularPreprocessor:
     def fit(self, values: Any, present: np.ndarray) -> TabularPreprocessor:
         frame = as_frame(self.name, values)
         _check_unique_columns(self.name, frame)
+        # scikit-learn's convention: columns are matched by name only when they have
+        # names, i.e. a DataFrame whose column labels are all strings; else by position
+        self.named_ = _has_names(values)
         rows = frame[present]
         self.columns_ = [str(c) for c in frame.columns]
         frame.columns = self.columns_
@@ -239,6 +248,7 @@ class TabularPreprocessor:
         frame = as_frame(self.name, values)
         frame.columns = [str(c) for c in frame.columns]
         _check_unique_columns(self.name, frame)
+        frame = self._align_columns(frame, _has_names(values))
         missing = [c for c in self.columns_ if c not in frame.columns]
         if missing:
             raise ValueError(
@@ -285,10 +295,39 @@ class TabularPreprocessor:
         check_magnitude(self.name, out, row_ids)
         return out
 
+    def _align_columns(self, frame: pd.DataFrame, given_names: bool) -> pd.DataFrame:
+        """Columns by name when both fit and this input have names; else by position
+        (with a warning when only one of them has names), as scikit-learn does."""
+        named = getattr(self, "named_", True)  # models saved before: by name
+        if named and given_names:
+            return frame
+        if frame.shape[1] != len(self.columns_):
+            raise ValueError(
+                f"Modality {self.name!r} has {frame.shape[1]} columns; it had "
+                f"{len(self.columns_)} in fit ({self.columns_[:10]})."
+            )
+        if named:
+            warnings.warn(
+                f"Modality {self.name!r} was fitted on columns with names "
+                f"{self.columns_[:10]} but is given without names (an array): its columns "
+                "are taken in the order of fit.",
+                UserWarning, stacklevel=user_stacklevel(),
+            )
+        elif given_names:
+            warnings.warn(
+                f"Modality {self.name!r} was fitted without column names (an array, or "
+                "labels that are not all strings) but is given named columns "
+                f"{list(frame.columns[:10])}: they are taken by position, not by name.",
+                UserWarning, stacklevel=user_stacklevel(),
+            )
+        frame = frame.copy()
+        frame.columns = self.columns_
+        return frame
+
     def get_state(self) -> dict[str, Any]:
         """Return the fitted state as JSON-serialisable data."""
         keys = ("columns_", "categorical_", "numeric_", "mean_", "scale_", "indicator_",
-                "categories_", "n_features_out_")
+                "categories_", "n_features_out_", "named_")
         return {"kind": self.kind, "name": self.name, "categorical": self.categorical,
                 **{k: getattr(self, k) for k in keys}}
 
