@@ -360,3 +360,55 @@ def test_table_columns_follow_scikit_learns_names_convention(tmp_path):
     loaded = type(clf).load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.predict_proba({"t": named[["b", "a", "c"]]}),
                                   reference)
+
+
+def _table_with(column, n=40):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=n)})
+    frame["special"] = column
+    return frame
+
+
+@pytest.mark.parametrize("column, match", [
+    (lambda n: __import__("pandas").date_range("2020-01-01", periods=n), "holds dates"),
+    (lambda n: __import__("pandas").date_range("2020-01-01", periods=n, tz="UTC"),
+     "holds dates"),
+    (lambda n: [__import__("datetime").date(2020, 1, 1 + i % 28) for i in range(n)],
+     "holds dates"),
+])
+def test_dates_in_a_table_are_refused_by_column(column, match):
+    frame = _table_with(column(40))
+    with pytest.raises(ValueError, match=f"column 'special' {match}.*days since"):
+        fast_clf().fit({"t": frame}, np.tile([0, 1], 20))
+
+
+def test_durations_are_days_and_decimals_numbers():
+    import decimal
+
+    import pandas as pd
+
+    y = np.tile([0, 1], 20)
+    days = np.arange(40) % 7 + 3 * y
+    as_timedelta = _table_with(pd.to_timedelta(days, unit="D"))
+    as_numbers = _table_with(days.astype(float))
+    as_decimal = _table_with([decimal.Decimal(str(d)) for d in days])
+    reference = fast_clf().fit({"t": as_numbers}, y)
+    for frame in (as_timedelta, as_decimal):
+        clf = fast_clf().fit({"t": frame}, y)
+        assert clf._preprocessors["t"].n_features_out_ == 2  # numbers, not categories
+        np.testing.assert_allclose(clf.predict_proba({"t": frame}),
+                                   reference.predict_proba({"t": as_numbers}), atol=1e-6)
+    # a duration where fit saw numbers (nanoseconds, once) and the reverse are refused
+    with pytest.raises(ValueError, match="holds durations .* held numbers in fit"):
+        reference.predict_proba({"t": as_timedelta})
+    with pytest.raises(ValueError, match="held durations .* in fit"):
+        fast_clf().fit({"t": as_timedelta}, y).predict_proba({"t": as_numbers})
+
+
+def test_an_identifier_column_is_warned_about():
+    ids = [f"patient-{i:04d}" for i in range(120)]
+    with pytest.warns(UserWarning, match="column 'special' has 120 distinct values in 120 "
+                                         "rows: an identifier"):
+        fast_clf().fit({"t": _table_with(ids, n=120)}, np.tile([0, 1], 60))

@@ -58,7 +58,8 @@ TOP_LEVEL = {
 MODALITY_FIELDS = {"kind", "columns", "trainable", "image_size", "categorical"}
 PREPROCESSOR_FIELDS = {
     "tabular": {"kind", "name", "categorical", "columns_", "categorical_", "numeric_",
-                "mean_", "scale_", "indicator_", "categories_", "n_features_out_", "named_"},
+                "mean_", "scale_", "indicator_", "categories_", "n_features_out_", "named_",
+                "durations_"},
     "embedding": {"kind", "name", "n_features_out_"},
     "image": {"kind", "name", "image_size", "standardize", "channels_", "shape_", "mean_",
               "scale_"},
@@ -377,7 +378,7 @@ def _preprocessor(state: Any, name: str, kind: str, path: Path) -> dict[str, Any
     if not isinstance(state, dict) or state.get("kind") != kind:
         raise invalid(path, f"{field}.kind", f"must be {kind!r} (the modality's kind).")
     allowed = PREPROCESSOR_FIELDS[kind]
-    required = allowed - {"standardize", "named_"}  # absent in early files: True
+    required = allowed - {"standardize", "named_", "durations_"}  # absent in early files
     if not required <= set(state) <= allowed:
         raise invalid(path, field, f"must have the keys {sorted(required)}; got "
                       f"{sorted(state)}.")
@@ -394,6 +395,7 @@ def _preprocessor(state: Any, name: str, kind: str, path: Path) -> dict[str, Any
             "categories_": lambda v: isinstance(v, dict) and set(v) == set(state["categorical_"])
             and all(_str_list(c, unique=True) for c in v.values()),
             "named_": lambda v: isinstance(v, bool),
+            "durations_": lambda v: _str_list(v) and set(v) <= set(state["numeric_"]),
             "n_features_out_": lambda v: _int(v, low=1) and v == len(state["numeric_"])
             + len(state["indicator_"]) + sum(len(c) for c in state["categories_"].values()),
         }

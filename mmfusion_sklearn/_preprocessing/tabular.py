@@ -6,6 +6,8 @@ without pickle.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -82,6 +84,58 @@ def warn_unseen_categories(name: str, unseen: Mapping[str, set]) -> None:
             "were not seen in fit and are encoded as all zeros.",
             UserWarning,
             stacklevel=user_stacklevel(),
+        )
+
+
+#: A text or category column with more distinct values than this share of its rows
+#: (and at least :data:`IDENTIFIER_MIN_VALUES`) is warned about as an identifier.
+IDENTIFIER_SHARE = 0.5
+IDENTIFIER_MIN_VALUES = 50
+
+
+def _value_kind(series: pd.Series) -> str:
+    """"date", "duration", "decimal", "empty" or "other", from the dtype or, for object
+    columns, from every non-missing value."""
+    dtype = series.dtype
+    if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
+        return "date"
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return "duration"
+    if not pd.api.types.is_object_dtype(dtype):
+        return "other"
+    values = [v for v in series if not _is_missing_value(v)]
+    if not values:
+        return "empty"
+    if all(isinstance(v, (datetime.date, np.datetime64, pd.Period)) for v in values):
+        return "date"
+    if all(isinstance(v, (datetime.timedelta, np.timedelta64)) for v in values):
+        return "duration"
+    if any(isinstance(v, decimal.Decimal) for v in values) and all(
+            isinstance(v, (decimal.Decimal, int, float, np.number))
+            and not isinstance(v, (bool, np.bool_)) for v in values):
+        return "decimal"
+    return "other"
+
+
+def _is_missing_value(value: Any) -> bool:
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _warn_identifier_column(name: str, column: str, values: pd.Series) -> None:
+    """Warn when a categorical column looks like an identifier or free text: nearly one
+    category per row, each a one-hot feature that no new sample will share."""
+    present = values.dropna()
+    distinct = present.astype(str).nunique()
+    if distinct >= max(IDENTIFIER_MIN_VALUES, IDENTIFIER_SHARE * len(present)):
+        warnings.warn(
+            f"Modality {name!r}, column {column!r} has {distinct} distinct values in "
+            f"{len(present)} rows: an identifier (patient ID) or free text? One-hot "
+            f"encoding makes {distinct} features of it that no new sample will share. "
+            "Drop it, or convert it to numbers if it is a measurement.",
+            UserWarning, stacklevel=user_stacklevel(),
         )
 
 
@@ -163,6 +217,9 @@ class TabularPreprocessor:
         # scikit-learn's convention: columns are matched by name only when they have
         # names, i.e. a DataFrame whose column labels are all strings; else by position
         self.named_ = _has_names(values)
+        self.durations_ = [str(c) for c in frame.columns
+                           if _value_kind(frame[c]) == "duration"]
+        frame = self._read_values(frame, present)
         rows = frame[present]
         self.columns_ = [str(c) for c in frame.columns]
         frame.columns = self.columns_
@@ -180,6 +237,7 @@ class TabularPreprocessor:
         for column in self.categorical_:
             if column not in self.categorical:
                 _warn_mixed_column(self.name, column, rows[column])
+                _warn_identifier_column(self.name, column, rows[column])
         numeric = self._numeric(rows)
         self._check_finite(numeric, np.flatnonzero(present))
         with warnings.catch_warnings():
@@ -249,6 +307,7 @@ class TabularPreprocessor:
         frame.columns = [str(c) for c in frame.columns]
         _check_unique_columns(self.name, frame)
         frame = self._align_columns(frame, _has_names(values))
+        frame = self._read_values(frame, present)
         missing = [c for c in self.columns_ if c not in frame.columns]
         if missing:
             raise ValueError(
@@ -295,16 +354,61 @@ class TabularPreprocessor:
         check_magnitude(self.name, out, row_ids)
         return out
 
+    def _read_values(self, frame: pd.DataFrame, present: np.ndarray) -> pd.DataFrame:
+        """Durations in days, ``Decimal`` numbers as floats; dates refused; a duration
+        where fit saw numbers (or numbers where it saw durations) refused."""
+        durations = getattr(self, "durations_", [])
+        converted = {}
+        for position, column in enumerate(frame.columns):
+            series = frame.iloc[:, position]
+            kind = _value_kind(series[present] if len(present) == len(series) else series)
+            if kind == "date":
+                raise ValueError(
+                    f"Modality {self.name!r}, column {column!r} holds dates or times "
+                    f"({series.dtype}); a date is no feature by itself. Convert it to a "
+                    "number first, e.g. the days since a reference date "
+                    "((df[col] - pd.Timestamp('2000-01-01')).dt.days) or the patient's age "
+                    "at that date."
+                )
+            if kind == "duration" and str(column) not in durations:
+                raise ValueError(
+                    f"Modality {self.name!r}, column {column!r} holds durations "
+                    f"(timedeltas), but it held numbers in fit: convert it to the number "
+                    "the model was fitted on (e.g. days: df[col] / pd.Timedelta(days=1))."
+                )
+            if str(column) in durations and kind not in ("duration", "empty"):
+                raise ValueError(
+                    f"Modality {self.name!r}, column {column!r} held durations "
+                    "(timedeltas) in fit, read as days; give durations here too."
+                )
+            if kind == "duration":
+                converted[column] = pd.to_timedelta(series) / pd.Timedelta(days=1)
+            elif kind == "decimal":
+                converted[column] = pd.to_numeric(series.astype(object), errors="coerce")
+        if not converted:
+            return frame
+        frame = frame.copy()
+        for column, values in converted.items():
+            frame[column] = values.to_numpy(dtype=np.float64)
+        return frame
+
     def _align_columns(self, frame: pd.DataFrame, given_names: bool) -> pd.DataFrame:
         """Columns by name when both fit and this input have names; else by position
         (with a warning when only one of them has names), as scikit-learn does."""
         named = getattr(self, "named_", True)  # models saved before: by name
         if named and given_names:
             return frame
-        if frame.shape[1] != len(self.columns_):
+        given = [str(c) for c in frame.columns]
+        if len(given) > len(self.columns_):  # by position: the last ones are extra
             raise ValueError(
-                f"Modality {self.name!r} has {frame.shape[1]} columns; it had "
-                f"{len(self.columns_)} in fit ({self.columns_[:10]})."
+                f"Modality {self.name!r} has columns {given[len(self.columns_):][:10]} it "
+                f"did not have in fit ({len(self.columns_)} columns: {self.columns_[:10]}). "
+                "Drop them."
+            )
+        if len(given) < len(self.columns_):
+            raise ValueError(
+                f"Modality {self.name!r} lacks the columns {self.columns_[len(given):]} it "
+                "had in fit."
             )
         if named:
             warnings.warn(
@@ -327,7 +431,7 @@ class TabularPreprocessor:
     def get_state(self) -> dict[str, Any]:
         """Return the fitted state as JSON-serialisable data."""
         keys = ("columns_", "categorical_", "numeric_", "mean_", "scale_", "indicator_",
-                "categories_", "n_features_out_", "named_")
+                "categories_", "n_features_out_", "named_", "durations_")
         return {"kind": self.kind, "name": self.name, "categorical": self.categorical,
                 **{k: getattr(self, k) for k in keys}}
 
