@@ -96,9 +96,25 @@ def _final_step(estimator: Any) -> Any:
 def _estimator_data(estimator: Any, X: Any) -> MultimodalData:
     """``X`` as MultimodalData, read the way ``estimator`` reads it."""
     step = _input_step(estimator)
-    if hasattr(step, "_as_data"):  # this package's classifier or ModalityTransformer
-        return step._as_data(X, reset=False)
-    return as_multimodal(X)
+    if not hasattr(step, "_as_data"):  # not this package's estimator nor transformer
+        return as_multimodal(X)
+    data = step._as_data(X, reset=False)
+    if _is_ours(step) and step.on_read_error == "missing":
+        # an unreadable file is a missing modality, as in fit and predict; finding
+        # them up front lets every subset drop or score its samples as it should
+        unreadable = step._unreadable(data)
+        if unreadable.any():
+            data = data._withheld(_columns_of(unreadable, list(step.modalities_), data))
+    return data
+
+
+def _columns_of(mask: np.ndarray, names: list[str], data: MultimodalData) -> np.ndarray:
+    """A (n, M) mask over the fitted modalities as a mask over ``data``'s modalities."""
+    out = np.zeros((len(data), len(data.modality_names)), dtype=bool)
+    for j, name in enumerate(data.modality_names):
+        if name in names:
+            out[:, j] = mask[:, names.index(name)]
+    return out
 
 
 def _check_y(data: MultimodalData, y: Any) -> np.ndarray:
@@ -292,6 +308,8 @@ def modality_importance(
     data = _estimator_data(estimator, X)
     y = _check_y(data, y)
     scorer, names, single = _scorers(estimator, scoring)
+    alive = data.presence.to_numpy().any(axis=1)  # not all of them unreadable files
+    data, y = data[alive], y[alive]
     rows = []
     for modality in data.modality_names:
         others = [n for n in data.modality_names if n != modality]
@@ -380,6 +398,8 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
     step = _input_step(estimator)
     names = list(step.modalities_) if _is_ours(step) else data.modality_names
     n = len(data)
+    # samples whose every file is unreadable have nothing to explain: NaN rows
+    alive = np.flatnonzero(data.presence.to_numpy().any(axis=1))
     if is_regressor(estimator):
         if target is not None:
             raise ValueError(
@@ -387,15 +407,19 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
                 f"{target!r} instead; leave it None."
             )
         classes = None
-        full = np.asarray(estimator.predict(data), dtype=np.float64)
+        full = np.full(n, np.nan)
+        full[alive] = np.asarray(estimator.predict(data._rows(alive)), dtype=np.float64)
         target_index = np.zeros(n, dtype=np.int64)
     else:
         classes = np.asarray(_unwrap(estimator).classes_)
-        full = _log_scores(estimator, data)
+        scores = _log_scores(estimator, data._rows(alive))
+        full = np.full((n, *scores.shape[1:]), np.nan)
+        full[alive] = scores
     if classes is None:
         pass
     elif target is None:
-        target_index = np.full(n, 1) if len(classes) == 2 else full.argmax(axis=1)
+        target_index = np.full(n, 1) if len(classes) == 2 else np.nan_to_num(
+            full, nan=-np.inf).argmax(axis=1)
     else:
         matches = [i for i, label in enumerate(classes.tolist()) if label == target]
         if len(matches) != 1:
@@ -421,6 +445,7 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
             without = (np.asarray(estimator.predict(subset), dtype=np.float64)
                        if classes is None else _log_scores(estimator, subset))
             out[rows, j] = full_output[rows] - output(without, target_index[rows])
+    out[np.setdiff1d(np.arange(n), alive)] = np.nan
     index = X.index if isinstance(X, pd.DataFrame) else data.sample_labels
     return pd.DataFrame(out, index=index, columns=pd.Index(names, dtype=object))
 

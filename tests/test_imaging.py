@@ -644,3 +644,30 @@ def test_augment_applies_to_in_memory_images_too(png_data):
                for a, b in zip(X["image"], before))
     plain = fast_clf(SPEC).fit(X, y).predict_proba(X)
     assert np.abs(plain - proba).max() > 1e-4
+
+
+def test_reports_treat_unreadable_files_as_missing(png_data, tmp_path):
+    from mmfusion_sklearn.metrics import (
+        missing_modality_report,
+        modality_contributions,
+        modality_importance,
+    )
+
+    paths, _, table, y = png_data
+    clf = fast_clf(SPEC, on_read_error="missing").fit(_X(paths, table), y)
+    broken = _break(paths, tmp_path)
+    table = table.copy()
+    table[5] = np.nan  # sample 5: its image is unreadable and it has no table
+    X = {"image": broken, "table": table}
+    unreadable = clf._unreadable(MultimodalData(X))[:, 0]
+    assert unreadable.any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = missing_modality_report(clf, X, y)
+        importance = modality_importance(clf, X, y)
+        contributions = modality_contributions(clf, X)
+    full = report.set_index("modalities").loc["image+table"]
+    # the samples left with nothing readable are dropped, not an error
+    assert full["n_dropped"] == int((unreadable & np.isnan(table).all(axis=1)).sum()) >= 1
+    assert np.isfinite(importance["importance"]).all()
+    assert (contributions.loc[unreadable, "image"].fillna(0) == 0).all()

@@ -428,6 +428,12 @@ class BaseMultimodalFusion(BaseEstimator):
                 temperatures=self._temperature_table(),
             )
 
+    def _unreadable(self, data: MultimodalData) -> np.ndarray:
+        """(n, M) bool: which files of ``data`` cannot be read (for the reports)."""
+        check_is_fitted(self)
+        return engine.unreadable_mask(data, self.modalities_, self._preprocessors,
+                                      max(self.batch_size, 1))
+
     # -- persistence ---------------------------------------------------------------
     def _target_config(self) -> dict[str, Any]:
         """What ``save`` writes about the fitted target (JSON values)."""

@@ -26,7 +26,7 @@ import torch
 
 from .._data import Modality, MultimodalData
 from .._data.parsing import check_known_modalities, presence_matrix, resolve_modalities
-from .._preprocessing import fit_preprocessors, sample_shape
+from .._preprocessing import fit_preprocessors, holds_files, sample_shape
 from .._torch.encoders import EmbeddingEncoder, ModuleEncoder, build_encoder, module_output_width
 from .._torch.losses import contrastive_pairs
 from .._torch.model import MultimodalFusionNet
@@ -287,3 +287,34 @@ def predict(
         precision=precision, num_workers=num_workers, on_read_error=on_read_error,
         verbose=verbose, temperatures=temperatures,
     )
+
+
+def unreadable_mask(
+    data: MultimodalData,
+    modalities: Mapping[str, Modality],
+    preprocessors: Mapping[str, Any],
+    batch_size: int = 256,
+) -> np.ndarray:
+    """(n, M) bool: the files of ``data`` that cannot be read, per modality and row.
+
+    Every present file of an image or volume modality is read once (in chunks of
+    ``batch_size``), as prediction with ``on_read_error="missing"`` would read it, so
+    that a report can treat an unreadable file as a missing modality up front.
+    """
+    names = list(modalities)
+    out = np.zeros((len(data), len(names)), dtype=bool)
+    for m, name in enumerate(names):
+        preprocessor = preprocessors[name]
+        if name not in data or not hasattr(preprocessor, "transform_rows"):
+            continue
+        values, present = data.values(name), data.present(name)
+        if not holds_files(values, present):
+            continue
+        for start in range(0, len(data), batch_size):
+            rows = np.arange(start, min(start + batch_size, len(data)))
+            if not present[rows].any():
+                continue
+            _, failures = preprocessor.transform_rows(
+                values[rows], present[rows], row_ids=rows, on_read_error="missing")
+            out[rows[list(failures)], m] = True
+    return out
