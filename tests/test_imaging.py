@@ -671,3 +671,23 @@ def test_reports_treat_unreadable_files_as_missing(png_data, tmp_path):
     assert full["n_dropped"] == int((unreadable & np.isnan(table).all(axis=1)).sum()) >= 1
     assert np.isfinite(importance["importance"]).all()
     assert (contributions.loc[unreadable, "image"].fillna(0) == 0).all()
+
+
+def test_intensities_do_not_depend_on_the_files_bit_depth(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pictures = [rng.integers(0, 256, size=(8, 8)).astype(np.uint8) for _ in range(20)]
+    y = np.array([i % 2 for i in range(20)])
+    for i, picture in enumerate(pictures):  # class 1 brighter
+        pictures[i] = np.clip(picture.astype(int) // 2 + 100 * y[i], 0, 255).astype(np.uint8)
+    eight, sixteen = [], []
+    for i, picture in enumerate(pictures):
+        Image.fromarray(picture).save(tmp_path / f"p{i}_8.png")
+        Image.fromarray(picture.astype(np.uint16) * 257).save(tmp_path / f"p{i}_16.png")
+        eight.append(str(tmp_path / f"p{i}_8.png"))
+        sixteen.append(str(tmp_path / f"p{i}_16.png"))
+    assert Image.open(sixteen[0]).mode.startswith("I")  # really 16-bit files
+    clf = fast_clf({"image": "image"}).fit({"image": eight}, y)
+    np.testing.assert_allclose(clf.predict_proba({"image": sixteen}),
+                               clf.predict_proba({"image": eight}), atol=1e-6)

@@ -46,9 +46,24 @@ def standard_mode(image: Any) -> Any:
     return image.convert("RGB")  # palette, CMYK, YCbCr, ...
 
 
+#: Pillow's modes of 16-bit grey images; a PNG opened by older Pillow versions may also
+#: say "I" (32-bit) for them, which PNG cannot hold.
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
 def pil_to_array(image: Any) -> np.ndarray:
-    """A pillow image as a float32 ``(C, rows, columns)`` array."""
+    """A pillow image as a float32 ``(C, rows, columns)`` array, in 8-bit units.
+
+    A 16-bit grey image (PNG or TIFF) is divided by 257, which maps 65535 to 255, so
+    that the same picture saved with 8 or 16 bits gives the same intensities: a model
+    fitted on one reads the other (fitted on 8-bit PNGs, it called every 16-bit PNG
+    of the same pictures one class).
+    """
+    sixteen_bit = image.mode in SIXTEEN_BIT_MODES or (
+        image.mode == "I" and getattr(image, "format", None) == "PNG")
     array = np.asarray(standard_mode(image), dtype=np.float32)
+    if sixteen_bit:
+        array = array / np.float32(257.0)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
