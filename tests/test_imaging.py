@@ -691,3 +691,34 @@ def test_intensities_do_not_depend_on_the_files_bit_depth(tmp_path):
     clf = fast_clf({"image": "image"}).fit({"image": eight}, y)
     np.testing.assert_allclose(clf.predict_proba({"image": sixteen}),
                                clf.predict_proba({"image": eight}), atol=1e-6)
+
+
+def test_a_4d_nifti_is_a_named_unreadable_file_not_a_colour_volume(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    pytest.importorskip("monai")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(8):
+        path = tmp_path / f"v{i}.nii"
+        nib.save(nib.Nifti1Image(rng.random((6, 7, 8)).astype(np.float32), np.eye(4)), path)
+        paths.append(str(path))
+    series = tmp_path / "series.nii"
+    nib.save(nib.Nifti1Image(rng.random((6, 7, 8, 3)).astype(np.float32), np.eye(4)), series)
+    y = np.arange(8) % 2
+    with pytest.raises(ValueError, match=r"series.nii' is a 4-D NIfTI \(6 x 7 x 8 x 3\): 3 "
+                                         "volumes over time"):
+        fast_clf({"ct": "volume"}).fit({"ct": paths[:7] + [str(series)]}, y)
+    # with on_read_error="missing" it is a missing modality, named in one warning
+    table = rng.normal(size=(8, 2))
+    with pytest.warns(UserWarning, match="series.nii"):
+        fast_clf({"ct": "volume", "t": "tabular"}, on_read_error="missing").fit(
+            {"ct": paths[:7] + [str(series)], "t": table}, y)
+
+
+def test_a_colour_dicom_layout_is_read_as_three_channels():
+    from mmfusion_sklearn._preprocessing.arrays import _channels_first
+
+    rgb = np.arange(2 * 3 * 3, dtype=np.float32).reshape(1, 2, 3, 3)  # (1, H, W, 3)
+    out = _channels_first(rgb, 2)
+    assert out.shape == (3, 2, 3)
+    np.testing.assert_array_equal(out[:, 1, 2], rgb[0, 1, 2])

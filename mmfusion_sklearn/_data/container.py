@@ -1,8 +1,9 @@
 """MultimodalData: a sliceable container of per-sample values of several modalities.
 
 One class with the indexing protocol scikit-learn's model selection relies on (length,
-integer/slice/mask rows, ``shape``), kept in one module of about 500 lines: value
-normalisation and input conversion already live in :mod:`.values`.
+integer/slice/mask rows, ``shape``), kept in one module of about 590 lines because the
+class is one object; value normalisation and input conversion already live in
+:mod:`.values`.
 """
 
 from __future__ import annotations

@@ -55,6 +55,9 @@ def _channels_first(item: np.ndarray, spatial: int) -> np.ndarray:
         if spatial == 2 and item.shape[-1] in (3, 4) and item.shape[0] not in (1, 3, 4):
             return np.moveaxis(item, -1, 0)  # channels-last (H, W, C)
         return item
+    if spatial == 2 and item.ndim == 4 and item.shape[0] == 1 and item.shape[-1] in (3, 4):
+        # a colour DICOM (secondary capture, ultrasound) as MONAI reads it: (1, H, W, 3)
+        return np.moveaxis(item[0], -1, 0)
     raise ValueError(f"expected {spatial} or {spatial + 1} dimensions, got shape {item.shape}")
 
 
@@ -198,6 +201,11 @@ class ArrayPreprocessor:
         try:
             array = _channels_first(as_float_array(image), spatial)
         except (ValueError, TypeError) as exc:
+            if is_file_item(item):  # the file holds no such sample: unreadable as one
+                raise UnreadableFileError(
+                    f"Modality {self.name!r} ({self.kind}), row {row}: {str(item)!r} does "
+                    f"not hold one {self.kind}: {exc}."
+                ) from None
             raise ValueError(
                 f"Modality {self.name!r} ({self.kind}), row {row}: {exc}."
             ) from None

@@ -159,6 +159,8 @@ def load_image(path: str | PathLike) -> Any:
     ):
         raise ValueError(f"The folder {str(path)!r} holds no DICOM file.")
     loader = _monai_loader(form)
+    if form == "nifti":
+        return _one_volume(loader(str(path)), path)
     if form != "dicom":
         return loader(str(path))
     with warnings.catch_warnings():
@@ -166,6 +168,24 @@ def load_image(path: str | PathLike) -> Any:
         warnings.filterwarnings("ignore", message=".*ImageOrientationPatient",
                                 category=UserWarning)
         return loader(str(path))
+
+
+def _one_volume(image: Any, path: Path) -> Any:
+    """Refuse a NIfTI file whose fourth axis is time (``dim[4] > 1``): MONAI would make
+    its frames the channels of one volume, which the model would average or drop.
+
+    NIfTI keeps the fourth axis for time and the fifth for a vector's components, so a
+    multi-channel volume (``dim[4] == 1``, ``dim[5] > 1``) is read as before.
+    """
+    dim = getattr(image, "meta", {}).get("dim")
+    if dim is not None and int(dim[0]) >= 4 and int(dim[4]) > 1:
+        shape = " x ".join(str(int(d)) for d in dim[1:int(dim[0]) + 1])
+        raise ValueError(
+            f"{str(path)!r} is a 4-D NIfTI ({shape}): {int(dim[4])} volumes over time, not "
+            "one volume. Give one 3-D volume per sample (e.g. one frame, "
+            "nibabel.load(path).slicer[..., t], saved as its own file)."
+        )
+    return image
 
 
 def as_float_array(image: Any) -> np.ndarray:
