@@ -1,4 +1,5 @@
-"""The data of the speed benchmark: Fashion-MNIST images and a table derived from the labels."""
+"""The data of the speed benchmark: Fashion-MNIST images, a table derived from the labels
+and a continuous target derived from both (for the regressor)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ class BenchData:
         Where the images come from.
     real_images : bool
         False when the images were generated.
+    target : ndarray of float64, shape (n,)
+        The regressor's continuous target: ``100 + 10 * y + 5 * table[:, 0]`` (the
+        class, seen in the image, plus a table column; not standardised, so that the
+        regressor's standardisation does work).
     """
 
     image: np.ndarray
@@ -34,6 +39,7 @@ class BenchData:
     y: np.ndarray
     source: str
     real_images: bool
+    target: np.ndarray
 
     def X(self, n: int) -> dict[str, np.ndarray]:
         """Return the estimator's input for the first ``n`` samples (views, no copy).
@@ -66,7 +72,7 @@ def make_data(n: int, seed: int = 0, synthetic: bool = False) -> BenchData:
     Returns
     -------
     BenchData
-        Images, table and labels.
+        Images, table, labels and the regression target.
     """
     rng = np.random.default_rng(seed)
     if not synthetic and fashion_mnist_available() is not None:
@@ -88,4 +94,5 @@ def make_data(n: int, seed: int = 0, synthetic: bool = False) -> BenchData:
         real = False
     centres = rng.normal(size=(10, N_TABLE))
     table = (centres[y] + 1.5 * rng.normal(size=(n, N_TABLE))).astype(np.float32)
-    return BenchData(image, table, y, source, real)
+    target = 100.0 + 10.0 * y + 5.0 * table[:, 0].astype(np.float64)
+    return BenchData(image, table, y, source, real, target)

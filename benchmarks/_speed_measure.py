@@ -258,9 +258,10 @@ class Result:
     Parameters
     ----------
     method : str
-        ``"ours"``, ``"raw"`` or ``"skorch"``.
+        ``"ours"``, ``"ours+linear"``, ``"raw"`` or ``"skorch"``.
     objective : str
-        ``"none"`` or ``"simultaneous"`` (modality dropout).
+        ``"none"`` or ``"simultaneous"`` (the classifier's modality dropout), or
+        ``"regressor"`` (the regressor, no modality dropout).
     n : int
         Training (and prediction) samples.
     epochs : int
@@ -283,6 +284,10 @@ class Result:
         RSS at the end of each epoch.
     repeats : int, default=1
         Runs merged into this one (times: the fastest; memory: the first run).
+    setup : PerClock or None, default=None
+        Seconds of fit outside the epochs, the smallest over the merged runs (None:
+        computed from ``fit`` and ``epoch``, which after a merge may come from
+        different runs).
     """
 
     method: str
@@ -298,6 +303,7 @@ class Result:
     predict_start_mib: float
     epoch_rss_mib: list[float] = field(default_factory=list)
     repeats: int = 1
+    setup: PerClock | None = None
 
     @property
     def label(self) -> str:
@@ -322,6 +328,8 @@ class Result:
     @property
     def setup_time(self) -> PerClock:
         """Seconds of fit outside the epochs (input checks, preprocessing, set-up)."""
+        if self.setup is not None:
+            return self.setup
         return self.fit - PerClock.total(self.epoch)
 
     @property
@@ -358,6 +366,9 @@ class Result:
             epoch=epochs,
             predict=PerClock.best([r.predict for r in runs]),
             repeats=len(runs),
+            # per run, then the smallest: the fastest fit and the fastest epochs may
+            # come from different runs, and their difference is no set-up time
+            setup=PerClock.best([r.setup_time for r in runs]),
         )
 
 
@@ -369,6 +380,7 @@ def measure(
     log: EpochLog,
     fit: Callable[[], object],
     predict_proba: Callable[[], np.ndarray],
+    outputs: int | None = N_CLASSES,
 ) -> Result:
     """Run and measure ``fit()``, then ``predict_proba()``, each under its own meter.
 
@@ -377,9 +389,9 @@ def measure(
     Parameters
     ----------
     method : str
-        ``"ours"``, ``"raw"`` or ``"skorch"``.
+        ``"ours"``, ``"ours+linear"``, ``"raw"`` or ``"skorch"``.
     objective : str
-        ``"none"`` or ``"simultaneous"``.
+        ``"none"``, ``"simultaneous"`` or ``"regressor"``.
     n : int
         Samples that ``fit`` trains on and ``predict_proba`` predicts.
     epochs : int
@@ -389,7 +401,10 @@ def measure(
     fit : callable
         Trains; its return value is ignored.
     predict_proba : callable
-        Predicts the training samples; returns probabilities of shape (n, 10).
+        Predicts the training samples; returns probabilities of shape (n, outputs)
+        (a regressor's ``predict``: values of shape (n,)).
+    outputs : int or None, default=10
+        Columns of the prediction; None for one value per sample.
 
     Returns
     -------
@@ -400,11 +415,13 @@ def measure(
         fit()
     with _Meter() as predict_meter:
         proba = predict_proba()
-    if proba.shape != (n, N_CLASSES):
+    shape = (n,) if outputs is None else (n, outputs)
+    if proba.shape != shape:
         raise RuntimeError(
-            f"{method} predict_proba must return shape ({n}, {N_CLASSES}). Got {proba.shape} "
-            "instead."
+            f"{method} predictions must have shape {shape}. Got {proba.shape} instead."
         )
+    if not np.isfinite(proba).all():
+        raise RuntimeError(f"{method} predicted non-finite values.")
     return Result(method, objective, n, epochs, fit_meter.timing, log.times,
                   predict_meter.timing, fit_meter.peak_mib, fit_meter.start_mib,
                   predict_meter.peak_mib, predict_meter.start_mib, log.rss_mib)

@@ -15,11 +15,31 @@ import torch
 
 from ._speed_data import N_TABLE, BenchData
 from ._speed_measure import PerClock, Result
-from ._speed_runners import BATCH_SIZE, LR, METHODS, WEIGHT_DECAY
+from ._speed_runners import BATCH_SIZE, LR, METHODS, REGRESSOR, WEIGHT_DECAY
 
+#: Target of the time ratio ours / raw loop (whole fit, CPU time): the classifier's.
 RATIO_TARGET = 1.2
+#: The regressor's target (its issue asks for 1.15).
+REGRESSOR_RATIO_TARGET = 1.15
 RSS_FLAT_MIB = 16
-OBJECTIVES = ("none", "simultaneous")
+#: The settings compared with the raw loop: the classifier's modality dropout, then
+#: the regressor.
+OBJECTIVES = ("none", "simultaneous", REGRESSOR)
+
+
+def ratio_target(objective: str) -> float:
+    """The ours / raw target of a setting: 1.15 for the regressor, else 1.2.
+
+    Parameters
+    ----------
+    objective : str
+        ``"none"``, ``"simultaneous"`` or ``"regressor"``.
+
+    Returns
+    -------
+    float
+    """
+    return REGRESSOR_RATIO_TARGET if objective == REGRESSOR else RATIO_TARGET
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -65,7 +85,7 @@ class Ratios:
     n : int
         Samples.
     objective : str
-        Modality dropout.
+        Modality dropout of the classifier, or ``"regressor"``.
     fit : PerClock
         Ours / raw, the whole fit.
     epoch : PerClock
@@ -179,11 +199,13 @@ class SpeedReport:
         str
             A Markdown table, one row per objective and size.
         """
-        header = ["modality_dropout", "n", "ours/raw fit cpu", f"<= {RATIO_TARGET}",
+        header = ["setting", "n", "ours/raw fit cpu", "target", "met",
                   "ours/raw fit wall", "ours/raw epoch cpu", "ours/raw predict cpu",
                   "ours/raw predict wall", "skorch/raw fit cpu", "skorch/raw predict cpu"]
         rows = [[r.objective, f"{r.n:,}", _ratio(r.fit, "cpu"),
-                 "yes" if r.fit.cpu <= RATIO_TARGET else "NO", _ratio(r.fit, "wall"),
+                 f"<= {ratio_target(r.objective)}",
+                 "yes" if r.fit.cpu <= ratio_target(r.objective) else "NO",
+                 _ratio(r.fit, "wall"),
                  _ratio(r.epoch, "cpu"), _ratio(r.predict, "cpu"), _ratio(r.predict, "wall"),
                  _ratio(r.skorch_fit, "cpu"), _ratio(r.skorch_predict, "cpu")]
                 for r in self.ratios()]
@@ -269,17 +291,25 @@ class SpeedReport:
         """
         lines = []
         ratios = self.ratios()
-        if ratios:
-            worst = max(ratios, key=lambda r: r.fit.cpu)
-            ok = all(r.fit.cpu <= RATIO_TARGET for r in ratios)
+        for name, rows in (("classifier", [r for r in ratios if r.objective != REGRESSOR]),
+                           ("regressor", [r for r in ratios if r.objective == REGRESSOR])):
+            if not rows:
+                continue
+            target = ratio_target(rows[0].objective)
+            worst = max(rows, key=lambda r: r.fit.cpu)
+            ok = all(r.fit.cpu <= target for r in rows)
+            where = ("" if name == "regressor"
+                     else f", modality_dropout={worst.objective!r}")
             lines.append(
-                f"- ours / raw loop, whole fit, CPU time: {'every' if ok else 'NOT every'} "
-                f"ratio <= {RATIO_TARGET} (worst {worst.fit.cpu:.2f} at n={worst.n:,}, "
-                f"modality_dropout={worst.objective!r}; wall time {worst.fit.wall:.2f})."
+                f"- {name}, ours / raw loop, whole fit, CPU time: "
+                f"{'every' if ok else 'NOT every'} ratio <= {target} (worst "
+                f"{worst.fit.cpu:.2f} at n={worst.n:,}{where}; wall time "
+                f"{worst.fit.wall:.2f})."
             )
+        if ratios:
             worst = max(ratios, key=lambda r: r.predict.cpu)
             lines.append(
-                f"- ours / raw loop, predict_proba, CPU time: worst {worst.predict.cpu:.2f} "
+                f"- ours / raw loop, prediction, CPU time: worst {worst.predict.cpu:.2f} "
                 f"(n={worst.n:,}, {worst.objective!r}); ours starts from the user's arrays "
                 "(input checks, preprocessing), raw from the preprocessed tensors."
             )
@@ -337,16 +367,24 @@ class SpeedReport:
             "shuffled batches of 128 sliced in one indexing operation, AdamW, the same loss "
             "(raw predict starts from those tensors too). **skorch** = `skorch."
             "NeuralNetClassifier` on the same module with its default `DataLoader` "
-            "(per-item fetch and collation). `fit /s` = n x epochs per second of the whole "
-            "fit; `epoch /s` uses the fastest epoch (the least disturbed by other jobs); "
-            "`/cpu-s` divides by CPU seconds instead of wall seconds; `set-up cpu-s` = fit "
-            "time outside the epochs; predict runs on the n training samples.",
+            "(per-item fetch and collation). In parentheses the classifier's "
+            "`modality_dropout`, or `regressor`: **ours (regressor)** = "
+            "`MultimodalFusionRegressor.fit` / `.predict` end to end (same settings, "
+            "`modality_dropout=\"none\"`, target `100 + 10 * label + 5 * table[:, 0]`), "
+            "**raw (regressor)** = the raw loop training the identical one-output network "
+            "(the fitted regressor's `_build_network`) with squared error on the target "
+            "standardised with the regressor's fitted mean and scale. `fit /s` = n x epochs "
+            "per second of the whole fit; `epoch /s` uses the fastest epoch (the least "
+            "disturbed by other jobs); `/cpu-s` divides by CPU seconds instead of wall "
+            "seconds; `set-up cpu-s` = fit time outside the epochs; predict "
+            "(`predict_proba`, the regressor's `predict`) runs on the n training samples.",
             "",
             "## Throughput (samples per second)",
             "",
             self.throughput_table(),
             "",
-            f"## Time ratios (lower is faster; target ours/raw <= {RATIO_TARGET})",
+            f"## Time ratios (lower is faster; target ours/raw <= {RATIO_TARGET}, "
+            f"regressor <= {REGRESSOR_RATIO_TARGET})",
             "",
             self.ratio_table(),
             "",

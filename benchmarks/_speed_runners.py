@@ -5,13 +5,18 @@ Each runner trains once and predicts the training samples once, measured by
 
 ``ours``
     :class:`~mmfusion_sklearn.MultimodalFusionClassifier` end to end from the
-    user's numpy arrays.
+    user's numpy arrays; with the setting :data:`REGRESSOR`,
+    :class:`~mmfusion_sklearn.MultimodalFusionRegressor` on a continuous target.
 ``raw``
     A hand-written PyTorch loop training the identical module on the
-    estimator's own preprocessed in-memory tensors.
+    estimator's own preprocessed in-memory tensors (cross-entropy for the
+    classifier, squared error on the standardised target for the regressor).
 ``skorch``
     A plain :class:`skorch.NeuralNetClassifier` on that module, fed by skorch's
     default ``DataLoader``.
+
+The second item of every :data:`METHODS` entry is the *setting*: the classifier's
+``modality_dropout`` (``"none"`` or ``"simultaneous"``), or :data:`REGRESSOR`.
 """
 
 from __future__ import annotations
@@ -25,15 +30,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._speed_data import BenchData
-from ._speed_measure import EpochLog, Result, measure
+from ._speed_measure import N_CLASSES, EpochLog, Result, measure
 
 BATCH_SIZE = 128
 LR = 1e-3
 WEIGHT_DECAY = 1e-4
 MODALITIES = {"image": "image", "table": "tabular"}
+#: The setting of the regressor rows: :class:`~mmfusion_sklearn.MultimodalFusionRegressor`
+#: with ``modality_dropout="none"`` (plain squared error on the standardised target).
+REGRESSOR = "regressor"
 METHODS = (("ours", "none"), ("raw", "none"), ("skorch", "none"),
            ("ours", "simultaneous"), ("raw", "simultaneous"),
-           ("ours+linear", "simultaneous"))
+           ("ours+linear", "simultaneous"),
+           ("ours", REGRESSOR), ("raw", REGRESSOR))
 #: ``ours+linear`` = ours with its default linear path on: not the network the raw loop
 #: trains, so it is compared with ``ours`` (its extra cost is reported as a ratio).
 
@@ -41,21 +50,44 @@ METHODS = (("ours", "none"), ("raw", "none"), ("skorch", "none"),
 # ---------------------------------------------------------------------------
 # ours
 # ---------------------------------------------------------------------------
-def _probed_classifier(log: EpochLog, **params: Any) -> Any:
-    """Our estimator, with :meth:`EpochLog.callback` added to its skorch callbacks.
+def is_regressor(setting: str) -> bool:
+    """Whether a setting (the second item of a :data:`METHODS` entry) is the regressor.
 
-    It relies on the private ``_net_kwargs`` (the skorch arguments of every stage's
-    nets; the contrastive stage is off here).
+    Parameters
+    ----------
+    setting : str
+        ``"none"``, ``"simultaneous"`` or :data:`REGRESSOR`.
+
+    Returns
+    -------
+    bool
     """
-    from mmfusion_sklearn import MultimodalFusionClassifier
+    return setting == REGRESSOR
 
-    class ProbedClassifier(MultimodalFusionClassifier):
-        def _net_kwargs(self) -> dict[str, Any]:
-            kwargs = super()._net_kwargs()
-            kwargs["callbacks"] = [("epoch_probe", log.callback())]
-            return kwargs
 
-    return ProbedClassifier(**params)
+def _probed_estimator(log: EpochLog, setting: str, **params: Any) -> Any:
+    """Our estimator with :meth:`EpochLog.callback` as its (public) ``callbacks``.
+
+    The estimator hands its ``callbacks`` to the task stage's net of every member (a
+    deep copy each: the probe's class closes over ``log``, so the copy records into the
+    same log); skorch notifies them after its own default callbacks, at the start and
+    the end of every epoch. Nothing of the estimator is overridden.
+    """
+    from mmfusion_sklearn import MultimodalFusionClassifier, MultimodalFusionRegressor
+
+    _preload_callback_checks()
+    cls = MultimodalFusionRegressor if is_regressor(setting) else MultimodalFusionClassifier
+    return cls(**params, callbacks=[("epoch_probe", log.callback())])
+
+
+def _preload_callback_checks() -> None:
+    """Import what the estimator's callback check imports on its first call (Optuna's
+    trial class, to recognise pruning callbacks), outside the measured fit: a user's
+    process pays it once, and only because of the probe here."""
+    try:
+        import optuna.trial  # noqa: F401
+    except ImportError:  # pragma: no cover - optuna is a dependency of the package
+        pass
 
 
 def ours_params(objective: str, epochs: int, seed: int) -> dict[str, Any]:
@@ -63,8 +95,9 @@ def ours_params(objective: str, epochs: int, seed: int) -> dict[str, Any]:
 
     Parameters
     ----------
-    objective : {"none", "simultaneous"}
-        ``modality_dropout``.
+    objective : {"none", "simultaneous", "regressor"}
+        ``modality_dropout`` of the classifier; ``"regressor"`` is the regressor
+        with ``modality_dropout="none"``.
     epochs : int
         ``max_epochs``.
     seed : int
@@ -80,7 +113,7 @@ def ours_params(objective: str, epochs: int, seed: int) -> dict[str, Any]:
     return {
         "modalities": dict(MODALITIES),
         "linear_path": False,
-        "modality_dropout": objective,
+        "modality_dropout": "none" if is_regressor(objective) else objective,
         "contrastive": None,
         "pretrain_epochs": 0,
         "early_stopping": False,
@@ -99,14 +132,17 @@ def bench_ours(
 ) -> tuple[Result, Any]:
     """Fit and predict with our estimator from the user's numpy arrays.
 
+    The classifier predicts with ``predict_proba`` (labels ``data.y``), the regressor
+    with ``predict`` (target ``data.target``).
+
     Parameters
     ----------
     data : BenchData
         The data (first ``n`` samples used).
     n : int
         Samples.
-    objective : {"none", "simultaneous"}
-        Modality dropout.
+    objective : {"none", "simultaneous", "regressor"}
+        Modality dropout, or the regressor.
     epochs : int
         Epochs.
     seed : int
@@ -118,16 +154,19 @@ def bench_ours(
     -------
     result : Result
         The measurements.
-    clf : MultimodalFusionClassifier
+    clf : MultimodalFusionClassifier or MultimodalFusionRegressor
         The fitted estimator.
     """
-    X, y = data.X(n), data.y[:n]
+    regressor = is_regressor(objective)
+    X, y = data.X(n), (data.target if regressor else data.y)[:n]
     log = EpochLog()
     params = {**ours_params(objective, epochs, seed), "linear_path": linear_path}
-    clf = _probed_classifier(log, **params)
+    clf = _probed_estimator(log, objective, **params)
     method = "ours+linear" if linear_path else "ours"
-    result = measure(method, objective, n, epochs, log,
-                     fit=lambda: clf.fit(X, y), predict_proba=lambda: clf.predict_proba(X))
+    predict = clf.predict if regressor else clf.predict_proba
+    result = measure(method, objective, n, epochs, log, fit=lambda: clf.fit(X, y),
+                     predict_proba=lambda: predict(X),
+                     outputs=None if regressor else N_CLASSES)
     return result, clf
 
 
@@ -144,8 +183,9 @@ class Tensors:
         ``image`` (n, 1, 28, 28) and ``table`` (n, 20), float32, standardised.
     present : Tensor of bool, shape (n, 2)
         All True here.
-    y : Tensor of int64, shape (n,)
-        Labels.
+    y : Tensor of int64 or float32, shape (n,)
+        Labels (classifier), or the target standardised as the regressor's fit
+        standardises it: ``(target - mean) / scale`` with the fitted mean and scale.
     """
 
     inputs: dict[str, torch.Tensor]
@@ -174,14 +214,25 @@ class Reference:
 
     Parameters
     ----------
-    clf : MultimodalFusionClassifier
+    clf : MultimodalFusionClassifier or MultimodalFusionRegressor
         Fitted on the first ``n`` samples.
     tensors : Tensors
         Its preprocessed model arrays of those samples.
+    target_mean : float or None, default=None
+        The regressor's fitted target mean (None for the classifier).
+    target_scale : float or None, default=None
+        The regressor's fitted target standard deviation.
     """
 
     clf: Any
     tensors: Tensors
+    target_mean: float | None = None
+    target_scale: float | None = None
+
+    @property
+    def regressor(self) -> bool:
+        """Whether the reference estimator is the regressor."""
+        return self.target_scale is not None
 
     @classmethod
     def from_fit(cls, clf: Any, data: BenchData, n: int) -> Reference:
@@ -189,7 +240,7 @@ class Reference:
 
         Parameters
         ----------
-        clf : MultimodalFusionClassifier
+        clf : MultimodalFusionClassifier or MultimodalFusionRegressor
             A fitted estimator.
         data : BenchData
             The data.
@@ -199,15 +250,23 @@ class Reference:
         Returns
         -------
         Reference
-            With what the estimator's own training loop slices its batches from.
+            With what the estimator's own training loop slices its batches from: for
+            the regressor, the target standardised with its fitted (private)
+            ``_target_mean`` and ``_target_scale``.
         """
+        from sklearn.base import is_regressor as sklearn_is_regressor
+
         from mmfusion_sklearn import MultimodalData
 
         arrays, present = clf._model_arrays(MultimodalData(data.X(n)))
+        inputs = {k: torch.from_numpy(v) for k, v in arrays.items()}
+        if sklearn_is_regressor(clf):
+            mean, scale = float(clf._target_mean), float(clf._target_scale)
+            y = ((data.target[:n].astype(np.float64) - mean) / scale).astype(np.float32)
+            return cls(clf, Tensors(inputs, torch.from_numpy(present), torch.from_numpy(y)),
+                       mean, scale)
         return cls(clf, Tensors(
-            {k: torch.from_numpy(v) for k, v in arrays.items()},
-            torch.from_numpy(present),
-            torch.from_numpy(data.y[:n].astype(np.int64)),
+            inputs, torch.from_numpy(present), torch.from_numpy(data.y[:n].astype(np.int64)),
         ))
 
     def fresh_module(self, seed: int) -> nn.Module:
@@ -241,10 +300,12 @@ def raw_loss(
     y: torch.Tensor,
     objective: str,
 ) -> torch.Tensor:
-    """The objective, written out: CE(full) [+ sum over m of CE(only m)].
+    """The objective, written out: CE(full) [+ sum over m of CE(only m)], or for the
+    regressor the mean squared error of the one output on the standardised target.
 
     Every sample has every modality here, so the per-sample weights and masks of
-    the estimator's loss are all ones and plain cross-entropy is the same loss.
+    the estimator's loss are all ones and plain cross-entropy (mean squared error) is
+    the same loss.
 
     Parameters
     ----------
@@ -254,16 +315,18 @@ def raw_loss(
         One batch per modality.
     present : Tensor of bool, shape (B, M)
         Presence mask.
-    y : Tensor of int64, shape (B,)
-        Labels.
-    objective : {"none", "simultaneous"}
-        Modality dropout scheme.
+    y : Tensor of int64 or float32, shape (B,)
+        Labels, or the standardised target (``"regressor"``).
+    objective : {"none", "simultaneous", "regressor"}
+        Modality dropout scheme, or the regressor (no modality dropout).
 
     Returns
     -------
     Tensor
         The scalar loss.
     """
+    if is_regressor(objective):
+        return F.mse_loss(module(batch, present)[:, 0], y)
     if objective == "none":
         return F.cross_entropy(module(batch, present), y)
     full, single = module.fuse_configurations(module.encode(batch, present), present)
@@ -304,6 +367,18 @@ def _raw_predict_proba(module: nn.Module, tensors: Tensors) -> np.ndarray:
         ]).numpy()
 
 
+def _raw_predict(module: nn.Module, tensors: Tensors, mean: float, scale: float) -> np.ndarray:
+    """Regression predictions of every sample in the target's units, batch by batch."""
+    module.eval()
+    with torch.inference_mode():
+        standardised = torch.cat([
+            module(tensors.rows(batch), tensors.present[batch])[:, 0]
+            for batch in (slice(start, start + BATCH_SIZE)
+                          for start in range(0, len(tensors.y), BATCH_SIZE))
+        ]).double().numpy()
+    return standardised * scale + mean
+
+
 def bench_raw(reference: Reference, objective: str, epochs: int, seed: int) -> Result:
     """Train a fresh network with a hand-written loop over in-memory batches; predict.
 
@@ -311,8 +386,8 @@ def bench_raw(reference: Reference, objective: str, epochs: int, seed: int) -> R
     ----------
     reference : Reference
         Gives the network (a fresh copy) and the tensors it trains on (the same
-        memory, not copies).
-    objective : {"none", "simultaneous"}
+        memory, not copies); the regressor's for ``"regressor"``.
+    objective : {"none", "simultaneous", "regressor"}
         The loss, as written out by :func:`raw_loss`.
     epochs : int
         Passes over the shuffled tensors.
@@ -324,9 +399,18 @@ def bench_raw(reference: Reference, objective: str, epochs: int, seed: int) -> R
     Result
         The measurements.
     """
+    if reference.regressor != is_regressor(objective):
+        raise ValueError(f"objective {objective!r} needs the reference of its own task.")
     module, tensors = reference.fresh_module(seed), reference.tensors
     log = EpochLog()
     generator = torch.Generator().manual_seed(seed)
+    if reference.regressor:
+        mean, scale = reference.target_mean, reference.target_scale
+        return measure(
+            "raw", objective, len(tensors.y), epochs, log,
+            fit=lambda: _raw_train(module, tensors, objective, epochs, generator, log),
+            predict_proba=lambda: _raw_predict(module, tensors, mean, scale), outputs=None,
+        )
     return measure(
         "raw", objective, len(tensors.y), epochs, log,
         fit=lambda: _raw_train(module, tensors, objective, epochs, generator, log),
@@ -428,8 +512,9 @@ def run_method(
     ----------
     method : {"ours", "ours+linear", "raw", "skorch"}
         Which runner.
-    objective : {"none", "simultaneous"}
-        Modality dropout (skorch: ``"none"`` only).
+    objective : {"none", "simultaneous", "regressor"}
+        Modality dropout, or the regressor (skorch: ``"none"`` only; ours+linear:
+        not the regressor).
     data : BenchData
         The data (``ours`` uses its first ``n`` samples).
     n : int
@@ -439,13 +524,14 @@ def run_method(
     seed : int
         Seed of weights and batch order.
     reference : Reference, default=None
-        Our fitted estimator at this size; required by raw and skorch.
+        Our fitted estimator of the same task at this size; required by raw and
+        skorch.
 
     Returns
     -------
     result : Result
         The measurements.
-    clf : MultimodalFusionClassifier or None
+    clf : MultimodalFusionClassifier, MultimodalFusionRegressor or None
         The fitted estimator for ``ours``, else None.
     """
     if method == "ours":

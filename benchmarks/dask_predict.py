@@ -36,6 +36,9 @@ import pandas as pd
 
 from . import datasets
 
+#: What ``--quick`` changes in the estimator's defaults: short training.
+QUICK_PARAMS = {"max_epochs": 10, "pretrain_epochs": 2}
+
 
 def _frame() -> tuple[pd.DataFrame, np.ndarray, dict[str, list[str]]]:
     X, y, _ = datasets.load_gse7390()
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     base, y, spec = _frame()
     params = {"random_state": 0, "device": "cpu"}
     if args.quick:
-        params.update(max_epochs=10, pretrain_epochs=2)
+        params.update(QUICK_PARAMS)
     start = time.perf_counter()
     clf = MultimodalFusionClassifier(spec, **params).fit(base, y)
     print(f"fit on GSE7390 ({len(base)} patients): {time.perf_counter() - start:.1f} s, "

@@ -10,6 +10,11 @@ Holm over the data set's scenario x regime tests) and what the contrastive stage
     python -m benchmarks.summary              # print the table
     python -m benchmarks.summary --write      # also replace the table in README.md
     python -m benchmarks.summary --ablations  # ours minus each ablation, every data set
+    python -m benchmarks.summary --quick      # the --quick runs' results (a smoke test)
+
+``--quick`` reads the results that ``--quick`` runs of those benchmarks saved
+(``quality_<name>_quick.csv``, ``small_cohorts_quick.csv``) and only prints; ``--results
+DIR`` reads another folder.
 """
 
 from __future__ import annotations
@@ -75,18 +80,22 @@ def row(label: str, frame: pd.DataFrame, samples: str) -> dict[str, str]:
             "contrastive stage adds (AUROC)": _contrastive(frame, scenarios)}
 
 
-def _saved() -> list[tuple[str, pd.DataFrame, str]]:
-    """``(label, per-split results, sample count)`` of every saved full run."""
+def _saved(results: Path | None = None, quick: bool = False
+           ) -> list[tuple[str, pd.DataFrame, str]]:
+    """``(label, per-split results, sample count)`` of every saved full run (``quick``:
+    of every saved ``--quick`` run) in the folder ``results`` (None: :data:`RESULTS`)."""
+    results = RESULTS if results is None else results
     out = []
+    suffix = "_quick" if quick else ""
     for name in QUALITY:
-        csv = RESULTS / f"quality_{name}.csv"
+        csv = results / f"quality_{name}{suffix}.csv"
         if not csv.exists():
             continue
         meta = json.loads(csv.with_suffix(".json").read_text())
         samples = meta["data"][0].split(" samples")[0]
         label = meta["title"].split(" (")[0]
         out.append((label, pd.read_csv(csv), samples))
-    small = RESULTS / "small_cohorts.csv"
+    small = results / f"small_cohorts{suffix}.csv"
     if small.exists():
         frame = pd.read_csv(small)
         for cohort in dict.fromkeys(frame["cohort"]):
@@ -95,29 +104,43 @@ def _saved() -> list[tuple[str, pd.DataFrame, str]]:
     return out
 
 
-def table() -> str:
+def table(results: Path | None = None, quick: bool = False) -> str:
     """Markdown table of every saved full result.
+
+    Parameters
+    ----------
+    results : Path, default=None
+        The folder of the saved results (None: ``benchmarks/results/``).
+    quick : bool, default=False
+        Read the ``--quick`` runs' results instead.
 
     Returns
     -------
     str
     """
-    return markdown(pd.DataFrame([row(*saved) for saved in _saved()]))
+    return markdown(pd.DataFrame([row(*saved) for saved in _saved(results, quick)]))
 
 
-def ablation_table() -> str:
+def ablation_table(results: Path | None = None, quick: bool = False) -> str:
     """Ours minus each ablation over all scenarios and regimes of every saved run.
 
     Per data set and ablation: the mean Δ AUROC and Δ log loss over the scenario x regime
     cells, and how many cells are significantly better / worse for ours after Holm
     (raw p < 0.05 in brackets).
 
+    Parameters
+    ----------
+    results : Path, default=None
+        The folder of the saved results (None: ``benchmarks/results/``).
+    quick : bool, default=False
+        Read the ``--quick`` runs' results instead.
+
     Returns
     -------
     str
     """
     rows = []
-    for label, frame, _ in _saved():
+    for label, frame, _ in _saved(results, quick):
         scenarios = list(dict.fromkeys(frame["scenario"]))
         for other in neural_methods(frame):
             out = {"data set": label, "ablation": other}
@@ -133,28 +156,46 @@ def ablation_table() -> str:
     return markdown(pd.DataFrame(rows))
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point.
 
     Parameters
     ----------
     argv : list of str, default=None
         Arguments; None reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        Exit status: 1 when no saved result was found.
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="replace the README table")
     parser.add_argument("--ablations", action="store_true",
                         help="print ours minus each ablation instead")
+    parser.add_argument("--quick", action="store_true",
+                        help="read the --quick runs' results (quality_<name>_quick.csv, "
+                             "small_cohorts_quick.csv); prints only")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="folder of the saved results (default benchmarks/results/)")
     args = parser.parse_args(argv)
+    if args.quick and args.write:
+        parser.error("--write publishes full runs only; drop --quick")
+    if not _saved(args.results, args.quick):
+        kind = "--quick " if args.quick else ""
+        print(f"no saved {kind}results in {args.results or RESULTS}: run benchmarks.quality or "
+              f"benchmarks.small_cohorts {kind}first")
+        return 1
     if args.ablations:
-        print(ablation_table())
-        return
-    text = table()
+        print(ablation_table(args.results, args.quick))
+        return 0
+    text = table(args.results, args.quick)
     print(text)
     if args.write:
         write_section(README, "summary", text + "\n", "")
         print(f"wrote {README.relative_to(ROOT)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

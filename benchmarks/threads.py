@@ -16,6 +16,10 @@ and the scores (identical across policies up to floating-point reductions). Run:
 
     python -m benchmarks.threads                 # 4 candidates x 3 folds, 2 repeats
     python -m benchmarks.threads --quick         # 2 candidates x 2 folds, short training
+    python -m benchmarks.threads --policies joblib single   # two of the four policies
+
+``--policies`` names the policies to time, in this order: ``threads``, ``joblib``,
+``oversubscribed``, ``single`` (default all four).
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ import pandas as pd
 from . import datasets
 from ._report import markdown
 
+#: What ``--quick`` changes in the estimator's defaults: short training.
+QUICK_PARAMS: dict[str, Any] = {"max_epochs": 10, "pretrain_epochs": 2}
+#: ``--policies`` names, in the order of the policies.
+POLICY_KEYS = ("threads", "joblib", "oversubscribed", "single")
+
 
 def _search(policy: dict[str, Any], X: Any, y: np.ndarray, candidates: int, folds: int,
             quick: bool) -> tuple[float, float]:
@@ -43,7 +52,7 @@ def _search(policy: dict[str, Any], X: Any, y: np.ndarray, candidates: int, fold
     torch.set_num_threads(policy["main_threads"])
     params = {"device": "cpu", "random_state": 0, "n_threads": policy["n_threads"]}
     if quick:
-        params.update(max_epochs=10, pretrain_epochs=2)
+        params.update(QUICK_PARAMS)
     grid = {"lr": list(np.geomspace(3e-4, 3e-3, candidates))}
     search = GridSearchCV(MultimodalFusionClassifier(**params), grid, scoring="roc_auc",
                           cv=StratifiedKFold(folds, shuffle=True, random_state=0),
@@ -68,6 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folds", type=int, default=None, help="default 3 (quick: 2)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--policies", nargs="+", choices=POLICY_KEYS, default=None,
+                        help="policies to time (default all): threads = n_jobs=1 with torch "
+                             "on every core, joblib = n_jobs=<cores>, oversubscribed = "
+                             "n_jobs=<cores> with n_threads=<cores>, single = n_jobs=1 with "
+                             "one torch thread")
     args = parser.parse_args(argv)
     candidates = args.candidates or (2 if args.quick else 4)
     folds = args.folds or (2 if args.quick else 3)
@@ -82,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
             "n_jobs": cores, "main_threads": cores, "n_threads": cores},
         "n_jobs=1, 1 torch thread": {"n_jobs": 1, "main_threads": 1, "n_threads": None},
     }
-    names = list(policies)
+    wanted = set(args.policies or POLICY_KEYS)
+    names = [name for key, name in zip(POLICY_KEYS, policies, strict=True) if key in wanted]
     walls: dict[str, list[float]] = {name: [] for name in names}
     best_scores: dict[str, float] = {}
     load = os.getloadavg()[0]

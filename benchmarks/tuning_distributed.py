@@ -33,6 +33,9 @@ import pandas as pd
 from ._report import markdown
 
 ROOT = Path(__file__).resolve().parents[1]
+#: What ``--quick`` changes in the estimator's defaults: short training (handed to the
+#: worker processes in their spec).
+QUICK_PARAMS: dict[str, Any] = {"max_epochs": 10, "pretrain_epochs": 2}
 
 
 def _worker(spec: dict[str, Any]) -> None:
@@ -48,9 +51,8 @@ def _worker(spec: dict[str, Any]) -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     X, y, _ = datasets.load_gse7390()
-    params: dict[str, Any] = {"device": "cpu", "random_state": 0, "n_threads": 1}
-    if spec["quick"]:
-        params.update(max_epochs=10, pretrain_epochs=2)
+    params: dict[str, Any] = {"device": "cpu", "random_state": 0, "n_threads": 1,
+                              **spec["params"]}
     space = {"lr": optuna.distributions.FloatDistribution(3e-4, 3e-3, log=True)}
     folder = Path(spec["folder"])
     (folder / f"ready-{os.getpid()}").touch()
@@ -74,7 +76,8 @@ def _run(url: str, study: str, workers: int, trials: int, folds: int,
         processes = []
         for index in range(workers):
             spec = {"url": url, "study": study, "trials": trials, "folds": folds,
-                    "quick": quick, "seed": index, "folder": folder}
+                    "params": QUICK_PARAMS if quick else {}, "seed": index,
+                    "folder": folder}
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.tuning_distributed", "--worker",
                  json.dumps(spec)], cwd=ROOT, stdout=subprocess.PIPE, text=True))

@@ -345,7 +345,6 @@ def tune(
     Examples
     --------
     >>> import numpy as np
-import pandas as pd
     >>> import optuna
     >>> from mmfusion_sklearn import MultimodalFusionClassifier
     >>> from mmfusion_sklearn.tuning import tune

@@ -298,3 +298,18 @@ def test_the_linear_path_with_the_regression_task_is_ridge():
         ours = linear.combine(linear(inputs, present), present)[:, 0].numpy()
     ridge = Ridge(alpha=1 / C).fit(StandardScaler().fit_transform(x), y)
     assert_allclose(ours, ridge.predict(StandardScaler().fit_transform(x)), atol=1e-3)
+
+
+def test_the_history_display_draws_the_regression_stage_and_its_best_epoch():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mmfusion_sklearn.plotting import TrainingHistoryDisplay
+
+    X, y = make_regression()
+    reg = fast_reg(early_stopping=True, pretrain_epochs=1).fit(X, y)
+    display = TrainingHistoryDisplay.from_estimator(reg)
+    assert list(display.lines_) == ["contrastive", "regression"]
+    assert display.best_epoch_line_ is not None
+    assert "Regression stage" in display.ax_.get_title()

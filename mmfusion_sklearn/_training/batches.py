@@ -18,7 +18,7 @@ class FusionDataset(Dataset):
     """The samples of one data set: inputs per modality, presence, labels, weights.
 
     In-memory modalities are tensors, sliced per batch in one indexing operation;
-    file-backed ones are *lazy sources* (:class:`~mmfusion_sklearn._sources.LazySource`)
+    file-backed ones are *lazy sources* (:class:`~mmfusion_sklearn._training.sources.LazySource`)
     that read, transform and standardise the samples of a batch when it is drawn, in
     DataLoader workers when there are any. A subset (:meth:`subset`) shares both and
     keeps only the row numbers, so the members of an ensemble, each with its own

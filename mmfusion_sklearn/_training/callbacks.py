@@ -1,4 +1,4 @@
-"""User callbacks (skorch's) for the classification stage of every member.
+"""User callbacks (skorch's) for the task stage of every member.
 
 skorch callbacks keep per-net state (an LR scheduler's policy, a checkpoint's best
 score), so every member of an ensemble runs its own deep copy of each callback. A

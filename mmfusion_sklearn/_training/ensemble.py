@@ -178,7 +178,7 @@ def train_members(
         1 shows a progress bar per stage.
     callbacks : sequence of (str, Callback), default=()
         skorch callbacks of the task stage (see
-        :func:`~mmfusion_sklearn._callbacks.member_callbacks`); notified at the end of
+        :func:`~mmfusion_sklearn._training.callbacks.member_callbacks`); notified at the end of
         an epoch once every member has trained it, with ``pooled_valid_loss`` already
         in the history row.
 

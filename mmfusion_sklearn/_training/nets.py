@@ -203,7 +203,7 @@ class FusionNet(_InMemoryNet):
     precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
         Autocast dtype of the forward passes.
     distributed : DistributedContext, default=None
-        Train under DDP in this process group (see :mod:`._distributed`).
+        Train under DDP in this process group (see :mod:`.distributed`).
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
@@ -311,7 +311,7 @@ class ContrastiveNet(_InMemoryNet):
     precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
         Autocast dtype of the forward passes.
     distributed : DistributedContext, default=None
-        Train under DDP in this process group (see :mod:`._distributed`).
+        Train under DDP in this process group (see :mod:`.distributed`).
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
 

@@ -46,7 +46,7 @@ class TrainingHistoryDisplay:
     axes_ : ndarray of matplotlib Axes
         One Axes per stage drawn, in training order.
     ax_ : matplotlib Axes
-        The last of ``axes_``: the classification stage when it is drawn.
+        The last of ``axes_``: the task stage (classification, regression) when it is drawn.
     figure_ : matplotlib Figure
         The figure holding the axes.
 
@@ -150,7 +150,7 @@ class TrainingHistoryDisplay:
             axis.set_xlabel("epoch")
             axis.set_ylabel("loss")
             axis.grid(True, alpha=0.3)
-            if stage == "classification" and self.best_epoch is not None:
+            if stage != "contrastive" and self.best_epoch is not None:  # the task stage
                 best = int(self.best_epoch)
                 label = f"best epoch: {best}" + (" (the starting point)" if best == 0 else "")
                 self.best_epoch_line_ = axis.axvline(best, color="0.2", linestyle="--",
