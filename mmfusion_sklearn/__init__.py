@@ -30,6 +30,9 @@ __all__ = [
 def load(path, device="cpu"):
     """Load a model saved with ``save`` (a classifier or a regressor, as the file says).
 
+    Machine settings (``num_workers``, ``n_threads``, ``cache_dir``, ``callbacks``,
+    ``verbose``, ``distributed``, ``device``) are never taken from the file.
+
     Parameters
     ----------
     path : str or path-like

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import shutil
+import signal
+import sys
 import time
 import tracemalloc
 
@@ -21,6 +25,9 @@ from numpy.testing import assert_array_equal
 
 import mmfusion_sklearn
 from mmfusion_sklearn import MultimodalFusionClassifier
+from mmfusion_sklearn._persistence import files as _files
+from mmfusion_sklearn._persistence import schema as _schema
+from mmfusion_sklearn._persistence.schema import ModelFileError
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 
@@ -506,3 +513,327 @@ def test_loaded_copy_is_independent_of_the_folder(basic, tmp_path):
     loaded = MultimodalFusionClassifier.load(folder)
     shutil.rmtree(folder)
     assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+# -- a model file cannot make load hang, crash or spend -----------------------------------------
+def test_a_config_of_many_keys_is_read_in_linear_time(basic, tmp_path):
+    clf, _ = basic
+    folder = _saved(clf, tmp_path)
+    # before: the duplicate-key check counted every key in the list of keys (40,000
+    # keys took 29 s); 200,000 keys and a repeated one at the end take well under 1 s
+    text = (folder / CONFIG).read_text()
+    keys = ", ".join(f'"k{i}": {i}' for i in range(200_000))
+    (folder / CONFIG).write_text(text[:-1] + f', "extra": {{{keys}, "k7": 0}}}}')
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match=r"config\.json'.*key 'k7' appears twice"):
+        MultimodalFusionClassifier.load(folder)
+    assert time.perf_counter() - start < 10
+
+
+def test_config_size_and_item_limits(basic, tmp_path):
+    clf, _ = basic
+    folder = _saved(clf, tmp_path)
+    config = _config(folder)
+    config["history"] = [0] * (_schema.MAX_JSON_ITEMS + 1)  # refused before parsing
+    _write_config(folder, config, separators=(",", ":"))
+    with pytest.raises(ModelFileError, match=r"config\.json': it holds more than 2000000 "
+                                             r"JSON keys and values"):
+        MultimodalFusionClassifier.load(folder)
+    # a file larger than the limit (sparse: no disk used) is refused by its size, unread
+    with open(folder / CONFIG, "r+b") as stream:
+        stream.truncate(_schema.MAX_CONFIG_BYTES + 1)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=r"config\.json': the file is larger than "
+                                                 r"67108864 bytes"):
+            MultimodalFusionClassifier.load(folder)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
+
+
+def _weights_with_header(folder, header: bytes):
+    """Replace the weights' header by ``header`` (the checksum recorded to match)."""
+    path = folder / WEIGHTS
+    data = path.read_bytes()
+    path.write_bytes(len(header).to_bytes(8, "little") + header + data[_data_start(path):])
+    config = _config(folder)
+    config["weights_sha256"] = _sha256(path)
+    _write_config(folder, config)
+
+
+@pytest.mark.parametrize("where", ["config", "header"])
+def test_deeply_nested_json_is_a_model_file_error(basic, tmp_path, where):
+    clf, _ = basic
+    folder = _saved(clf, tmp_path)
+    deep = "[" * 100_000 + "]" * 100_000  # a RecursionError in json.loads, before
+    if where == "config":
+        (folder / CONFIG).write_text(f'{{"history": {deep}}}')
+        match = r"config\.json': it nests arrays and objects more than 64 levels deep"
+    else:
+        _weights_with_header(folder, f'{{"x": {deep}}}'.encode())
+        match = r"model\.safetensors': the header nests arrays and objects more than 64"
+    with pytest.raises(ModelFileError, match=match):
+        MultimodalFusionClassifier.load(folder)
+    folder = _saved(clf, tmp_path / "again")
+    config = _config(folder)
+    config["history"] = json.loads("[" * 63 + "]" * 63)  # in the object: 64 levels, the
+    _write_config(folder, config)  # limit, not refused: the schema's checks follow
+    with pytest.raises(ModelFileError, match=r"config\.json'.*history\[0\] is not a valid"):
+        MultimodalFusionClassifier.load(folder)
+
+
+def _load_peak(folder, match):
+    """Load ``folder``, expecting a ModelFileError matching ``match``; the peak of
+    Python memory allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=match):
+            MultimodalFusionClassifier.load(folder)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_weights_larger_than_their_header_announces_are_not_read(basic, tmp_path):
+    clf, _ = basic
+    folder = _saved(clf, tmp_path)
+    # a link to a large file (sparse: no disk used) whose start is a valid weights file
+    big = tmp_path / "big.bin"
+    shutil.copy(folder / WEIGHTS, big)
+    size = big.stat().st_size
+    with open(big, "r+b") as stream:
+        stream.truncate(64 * 2**20)
+    (folder / WEIGHTS).unlink()
+    (folder / WEIGHTS).symlink_to(big)
+    peak = _load_peak(folder, rf"model\.safetensors': the file is {64 * 2**20} bytes, but "
+                              rf"its header announces {size} \(8 \+ a \d+-byte header")
+    assert peak < 16 * 2**20  # before: the whole file was read, then checked
+    # a header length beyond the file
+    with open(big, "r+b") as stream:
+        stream.write((2**62).to_bytes(8, "little"))
+    _load_peak(folder, r"model\.safetensors': the header claims 4611686018427387904 bytes")
+
+
+def test_weights_beyond_what_the_network_needs_are_not_read(basic, tmp_path):
+    clf, _ = basic
+    folder = _saved(clf, tmp_path)
+    # a valid safetensors file, its checksum recorded, with 16 MiB more than the network
+    # that config.json describes has: refused from its header, before its data are read
+    _rewrite_weights(folder, lambda w: {**w, "members.0.spare": torch.zeros(4 * 2**20)})
+    peak = _load_peak(folder, r"model\.safetensors'.*do not match the network that config"
+                              r"\.json describes .*'spare' is F32 \[4194304\], expected absent")
+    assert peak < 8 * 2**20
+
+
+def test_machine_settings_are_never_taken_from_the_file(basic, tmp_path):
+    clf, X = basic
+    folder = _saved(clf, tmp_path)
+    config = _config(folder)
+    machine = {"num_workers": 40, "cache_dir": "/etc", "n_threads": 64, "verbose": 3,
+               "distributed": True, "device": "cuda:7"}
+    config["params"].update(machine, batch_size=7, precision="bf16-mixed")
+    _write_config(folder, config)
+    for loaded in (MultimodalFusionClassifier.load(folder, device="cpu"),
+                   mmfusion_sklearn.load(folder)):
+        params = loaded.get_params()
+        assert {k: params[k] for k in machine} == {
+            "num_workers": 0, "cache_dir": None, "n_threads": None, "verbose": 0,
+            "distributed": "auto", "device": "cpu"}
+        assert params["batch_size"] == 7 and params["precision"] == "bf16-mixed"  # the model's
+        assert loaded.device_ == torch.device("cpu")
+        assert loaded.predict_proba(X).shape == (30, 2)
+    config["params"]["num_workers"] = -1  # still checked: a damaged file is an error
+    _write_config(folder, config)
+    with pytest.raises(ModelFileError, match=r"config\.json'.*params\.num_workers is invalid"):
+        MultimodalFusionClassifier.load(folder)
+
+
+@pytest.mark.parametrize("device", ["meta", torch.device("meta")], ids=["str", "torch"])
+def test_a_device_that_cannot_hold_weights_is_refused_before_reading(basic, tmp_path, device,
+                                                                    monkeypatch):
+    clf, _ = basic
+    folder = _saved(clf, tmp_path)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the files were opened")
+
+    monkeypatch.setattr(_files, "_open_model", no_reading)
+    with pytest.raises(ValueError, match=r"The 'device' parameter of MultimodalFusionClassifier"
+                                         r"\.load must be 'auto', 'cpu', 'cuda', 'cuda:N', "
+                                         r"'mps' .* a 'meta' device"):
+        MultimodalFusionClassifier.load(folder, device=device)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_special_files_are_refused_not_waited_for(basic, tmp_path):
+    clf, _ = basic
+    folder = _saved(clf, tmp_path)
+    (folder / WEIGHTS).unlink()
+    os.mkfifo(folder / WEIGHTS)  # opening it to read would wait for a writer
+    with pytest.raises(ModelFileError, match=r"model\.safetensors': the file is not a regular"):
+        MultimodalFusionClassifier.load(folder)
+
+
+# -- save never loses the model --------------------------------------------------------------
+def _save_then_die(estimator, target):
+    """In a child process: save ``estimator`` by two renames, killed (SIGKILL) between
+    them."""
+    real_rename = os.rename
+
+    def rename(source, destination):
+        real_rename(source, destination)
+        if ".old-" in os.path.basename(destination):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    _files._RENAMEAT2[:] = [None]  # no atomic exchange: the two renames
+    _files.os.rename = rename
+    estimator.save(target)
+
+
+def _spawn(target, *args):
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    process.start()
+    return process
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_save_killed_between_its_renames_loses_nothing(basic, tmp_path, monkeypatch):
+    import safetensors.torch
+
+    first, X = basic
+    second = fast_clf(max_epochs=1, random_state=1).fit(X, first.classes_[np.arange(30) % 2])
+    folder = _saved(first, tmp_path)
+    process = _spawn(_save_then_die, second, folder)
+    process.join(120)
+    assert process.exitcode == -signal.SIGKILL
+    left = sorted(p.name.split("-")[0] for p in tmp_path.iterdir())
+    assert left == [".model.lock", ".model.old", ".model.tmp"]  # no "model": both copies
+    # load reads the newest complete copy (before: "config.json is missing")
+    for loaded in (MultimodalFusionClassifier.load(folder), mmfusion_sklearn.load(folder)):
+        assert_array_equal(loaded.predict_proba(X), second.predict_proba(X))
+    # the next save puts it back before anything else: a save that fails loses nothing
+    monkeypatch.setattr(safetensors.torch, "save_file", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        first.save(folder)
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # leftovers and lock removed
+    assert_array_equal(MultimodalFusionClassifier.load(folder).predict_proba(X),
+                       second.predict_proba(X))
+    monkeypatch.undo()
+    first.save(folder)
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert_array_equal(MultimodalFusionClassifier.load(folder).predict_proba(X),
+                       first.predict_proba(X))
+
+
+def test_a_save_removes_only_the_leftovers_of_killed_saves(basic, tmp_path):
+    clf, X = basic
+    folder = _saved(clf, tmp_path)
+    ours = {".model.tmp-0123456789ab": {WEIGHTS: b"\x00" * 100},  # killed while writing
+            ".model.tmp-0123456789ac": {".tmpAb3xYz": b"\x00"},  # safetensors' own temporary
+            ".model.old-a1b2c3d4e5f6": {p.name: p.read_bytes() for p in folder.iterdir()},
+            ".model.tmp-00000000000f": {}}
+    others = {".model.tmp-0123456789": {CONFIG: b"{}"},  # not save's name pattern
+              ".model.tmp-0123456789AB": {CONFIG: b"{}"},
+              ".other.tmp-0123456789ab": {CONFIG: b"{}"},  # another model's
+              ".model.old-ffffffffffff": {CONFIG: b"{}", "notes.txt": b"mine"},  # not only ours
+              "model.old-0123456789ab": {CONFIG: b"{}"}}
+    for name, files in {**ours, **others}.items():
+        (tmp_path / name).mkdir()
+        for file, data in files.items():
+            (tmp_path / name / file).write_bytes(data)
+    (tmp_path / ".model.tmp-eeeeeeeeeeee").symlink_to(tmp_path / ".other.tmp-0123456789ab")
+    (tmp_path / ".model.old-dddddddddddd").write_bytes(b"a file")
+    clf.save(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*others, "model", ".model.tmp-eeeeeeeeeeee", ".model.old-dddddddddddd"])
+    assert (tmp_path / ".other.tmp-0123456789ab" / CONFIG).read_bytes() == b"{}"
+    assert_array_equal(MultimodalFusionClassifier.load(folder).predict_proba(X),
+                       clf.predict_proba(X))
+
+
+def test_without_flock_only_day_old_leftovers_are_removed(basic, tmp_path, monkeypatch):
+    clf, _ = basic
+    folder = _saved(clf, tmp_path)
+    for name in (".model.tmp-0123456789ab", ".model.tmp-ba9876543210"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / WEIGHTS).write_bytes(b"\x00" * 100)
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(tmp_path / ".model.tmp-ba9876543210", (two_days_ago, two_days_ago))
+    monkeypatch.setattr(_files, "fcntl", None)  # no lock: another save may be running
+    clf.save(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.tmp-0123456789ab", "model"]
+
+
+def _save_repeatedly(estimator, target, exchange, start, seconds, results):
+    """In a child process: save ``estimator`` to ``target`` for ``seconds`` from when
+    every process passed the barrier ``start``; report the number of saves and any error."""
+    import tempfile
+
+    if not exchange:
+        _files._RENAMEAT2[:] = [None]
+    with tempfile.TemporaryDirectory() as warm:  # the lazy imports, before the start
+        estimator.save(os.path.join(warm, "model"))
+    count, error = 0, None
+    start.wait()
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end:
+            estimator.save(target)
+            count += 1
+    except Exception as exc:  # reported to the test
+        error = f"{type(exc).__name__}: {exc}"
+    results.put(("save", count, error))
+
+
+def _load_repeatedly(target, X, start, seconds, results):
+    """In a child process: load ``target``, alternating both load functions, for
+    ``seconds`` from the barrier ``start``; report the loaded models' probabilities
+    (predicted afterwards, so that the loads are many) and any error."""
+    MultimodalFusionClassifier.load(target).predict_proba(X)  # the lazy imports, before
+    loaded, error = [], None
+    start.wait()
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end:
+            load = (MultimodalFusionClassifier.load, mmfusion_sklearn.load)[len(loaded) % 2]
+            loaded.append(load(target))
+        results.put(("load", [model.predict_proba(X) for model in loaded], None))
+    except Exception as exc:  # reported to the test
+        error = f"{type(exc).__name__}: {exc}"
+        results.put(("load", [], error))
+
+
+@pytest.mark.skipif(_files.fcntl is None, reason="saves are serialised by flock (POSIX)")
+def test_concurrent_saves_and_loads_never_fail_or_mix_models(basic, tmp_path):
+    first, X = basic
+    second = fast_clf(max_epochs=1, random_state=1).fit(X, first.classes_[np.arange(30) % 2])
+    expected = [first.predict_proba(X), second.predict_proba(X)]
+    folder = _saved(first, tmp_path)
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(4, timeout=120), context.Queue()
+    # one saver switches folders by the atomic exchange (where Linux has it), the other
+    # by two renames, whose gap loads bridge with the complete copies
+    processes = [context.Process(target=_save_repeatedly,
+                                 args=(model, folder, exchange, start, 3.0, results))
+                 for model, exchange in ((first, True), (second, False))]
+    processes.append(context.Process(target=_load_repeatedly,
+                                     args=(folder, X, start, 3.0, results)))
+    for process in processes:
+        process.start()
+    try:
+        start.wait()  # once the children have imported torch: all three run together
+        reports = [results.get(timeout=120) for _ in processes]
+    finally:
+        for process in processes:
+            process.join(60)
+            if process.is_alive():
+                process.kill()
+    assert [error for *_, error in reports] == [None, None, None]
+    saves = [count for kind, count, _ in reports if kind == "save"]
+    (probabilities,) = [found for kind, found, _ in reports if kind == "load"]
+    assert min(saves) >= 3 and len(probabilities) >= 3, (saves, len(probabilities))
+    for found in probabilities:  # every load is one whole saved model, never a mix
+        assert any(np.allclose(found, e, atol=1e-6) for e in expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

@@ -517,8 +517,16 @@ def test_read_nifti_written_volume(tmp_path):
         array = read_file(tmp_path / name)
         assert array.shape == (1, 2, 3, 4)
         np.testing.assert_array_equal(array[0], volume)
+    # NIfTI's fourth axis is time: a 4-D file is a series, not a two-channel volume
     four_d = np.arange(48, dtype=np.float32).reshape(2, 3, 4, 2)
-    nibabel.save(nibabel.Nifti1Image(four_d, np.eye(4)), tmp_path / "c.nii")
+    nibabel.save(nibabel.Nifti1Image(four_d, np.eye(4)), tmp_path / "t.nii")
+    with pytest.raises(ValueError, match=r"t.nii' is a 4-D NIfTI \(2 x 3 x 4 x 2\)"):
+        read_file(tmp_path / "t.nii")
+    # channels go on the fifth axis (a vector image): read as channels
+    vector = four_d.reshape(2, 3, 4, 1, 2)
+    image = nibabel.Nifti1Image(vector, np.eye(4))
+    image.header.set_intent("vector")
+    nibabel.save(image, tmp_path / "c.nii")
     np.testing.assert_array_equal(read_file(tmp_path / "c.nii"), four_d.transpose(3, 0, 1, 2))
     out = _fit_transform(
         ArrayPreprocessor("ct", "volume", (2, 2, 2)), [tmp_path / "v.nii.gz", None]

@@ -469,6 +469,11 @@ class BaseMultimodalFusion(BaseEstimator):
     def load(cls, path: str, device: Any = "cpu") -> BaseMultimodalFusion:
         """Load a model saved by :meth:`save`, on ``device`` (default the CPU).
 
+        Settings that only say how and where the loading machine computes are never
+        taken from the file: ``num_workers`` is 0, ``n_threads``, ``cache_dir`` and
+        ``callbacks`` are None, ``verbose`` is 0, ``distributed`` is "auto" and
+        ``device`` is this argument; set them on the loaded estimator as needed.
+
         Parameters
         ----------
         path : str or path-like

@@ -185,6 +185,8 @@ def _one_volume(image: Any, path: Path) -> Any:
             "one volume. Give one 3-D volume per sample (e.g. one frame, "
             "nibabel.load(path).slicer[..., t], saved as its own file)."
         )
+    if dim is not None and int(dim[0]) >= 5 and len(image.shape) == 5 and image.shape[-1] == 1:
+        image = image[..., 0]  # a vector volume (x, y, z, 1, c): channels, no time axis
     return image
 
 
