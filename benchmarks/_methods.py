@@ -228,7 +228,7 @@ def _specialist_input(values: Any, name: str, kind: str, label: str) -> Any:
 
 def fit_predict(
     X_train: Data, y_train: np.ndarray, tests: list[tuple[str, Data]], kinds: dict[str, str],
-    profile: dict[str, Any], neural: tuple[Neural, ...], seed: int,
+    profile: dict[str, Any], neural: tuple[Neural, ...], seed: int, *, baselines: bool = True,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Fit every method on one training set; predict every test scenario.
 
@@ -248,6 +248,9 @@ def fit_predict(
         Configurations of our estimator to run.
     seed : int
         Seed of every model.
+    baselines : bool, default=True
+        Also fit the specialists, early and late fusion; False fits the networks only
+        (their predictions do not depend on the baselines).
 
     Returns
     -------
@@ -264,6 +267,8 @@ def fit_predict(
         model = _neural(profile, config.params, kinds, seed).fit(X_train, y_train)
         diag[config.label] = diagnostics(model, time.perf_counter() - start)
         out[config.label] = {s: _neural_proba(model, X) for s, X in tests}
+    if not baselines:
+        return out, diag
 
     present_train = presence(X_train)
     specialists: dict[str, dict[str, str]] = {"late HGB": {}, "late LR": {}, "late LRcv": {}}
@@ -400,6 +405,7 @@ def scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
 def evaluate_split(
     X: Data, y: np.ndarray, kinds: dict[str, str], train: np.ndarray, test: np.ndarray,
     regime: str, seed: int, fold: int, profile: dict[str, Any], neural: tuple[Neural, ...],
+    *, baselines: bool = True,
 ) -> list[dict[str, Any]]:
     """Train every method on one fold under one training regime and score every scenario.
 
@@ -421,6 +427,8 @@ def evaluate_split(
         Network hyperparameters.
     neural : tuple of Neural
         Configurations of our estimator to run.
+    baselines : bool, default=True
+        Also fit and score the baselines (see :func:`fit_predict`).
 
     Returns
     -------
@@ -444,7 +452,7 @@ def evaluate_split(
                  for s, keep, remove in scenarios]
         model_seed = 1000 * seed + fold
         predictions, diag = fit_predict(X_train, y_train, tests, kinds, profile, neural,
-                                        model_seed)
+                                        model_seed, baselines=baselines)
     rows = []
     for scenario, keep, _ in scenarios:
         for method, by_scenario in predictions.items():

@@ -1,5 +1,9 @@
 """Statistics of the quality benchmarks: summaries, paired tests, Holm's correction.
 
+Generic over the metric: the classification metrics (AUROC, log loss, ...) and the
+regression ones (R², MAE, RMSE) share one table, :data:`METRICS`, and
+:data:`LOWER_IS_BETTER` says which way each one points.
+
 A "significant" win or loss is one whose Holm-adjusted p-value (over all the tests of
 one family: one data set's scenarios and regimes) is below :data:`ALPHA`; the raw p is
 reported beside it.
@@ -18,11 +22,15 @@ from ._methods import NEURAL
 
 METRICS = {"auroc": "AUROC", "logloss": "log loss", "brier": "Brier score",
            "ece": "expected calibration error", "auprc": "AUPRC",
-           "bacc": "balanced accuracy"}
+           "bacc": "balanced accuracy",
+           # continuous targets (benchmarks.regression)
+           "r2": "R²", "mae": "MAE", "rmse": "RMSE"}
 #: Metrics where a lower value is better.
-LOWER_IS_BETTER = {"logloss", "brier", "ece"}
+LOWER_IS_BETTER = {"logloss", "brier", "ece", "mae", "rmse"}
 #: The metrics ours is tested on against the best baseline.
 TESTED = ("auroc", "logloss")
+#: The same for a continuous target.
+TESTED_REGRESSION = ("r2", "mae")
 ALPHA = 0.05
 LN2 = float(np.log(2.0))
 
@@ -84,11 +92,15 @@ def verdict(delta: float, p: float, metric: str = "auroc") -> str:
     return "win" if better(delta, metric) else "**loss**"
 
 
-def _eligible(frame: pd.DataFrame) -> pd.Series:
-    """Baselines that scored every test sample of every split, per regime and scenario."""
+def _eligible(frame: pd.DataFrame, metric: str = "auroc") -> pd.Series:
+    """Baselines that scored every test sample of every split, per regime and scenario.
+
+    A split counts as scored where ``metric`` is not NaN (the classification metrics
+    are NaN together, so the choice among them changes nothing).
+    """
     grouped = frame[frame["family"] == "baseline"].groupby(["regime", "scenario", "method"])
     full = grouped["coverage"].min() >= 1.0
-    return full & (grouped["auroc"].count() == grouped["auroc"].size())
+    return full & (grouped[metric].count() == grouped[metric].size())
 
 
 def paired(frame: pd.DataFrame, regime: str, scenario: str, a: str, b: str,
@@ -162,7 +174,7 @@ def best_baseline_tests(frame: pd.DataFrame, scenarios: list[str], metric: str =
     pandas.DataFrame
         One row per regime and scenario: means, Δ, raw and Holm p, verdicts.
     """
-    eligible = _eligible(frame)
+    eligible = _eligible(frame, metric)
     means = frame.groupby(["regime", "scenario", "method"])[metric].mean()
     pick = min if metric in LOWER_IS_BETTER else max
     rows = []

@@ -247,7 +247,7 @@ def test_missing_dask_names_the_extra(fitted, monkeypatch):
     clf, frame = fitted
     for name in ("dask", "dask.dataframe", "dask.bag"):
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(ImportError, match=r'pip install "mmfusion-sklearn\[distributed\]"'):
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[distributed\]"'):
         mmdask.predict_proba(clf, frame)
 
 

@@ -221,7 +221,7 @@ def test_pooled_valid_loss_weights_by_held_out_size():
     class Net:  # one epoch of two validation batches of the same loss
         def __init__(self, loss):
             batches = [{"valid_loss": loss, "valid_batch_size": 4}] * 2
-            self.history = {(-1, "batches"): batches}
+            self.history = {(-1, "batches"): batches, -1: {"batches": batches}}
 
     assert pooled_valid_loss([Net(1.0), Net(4.0)], [3, 1]) == pytest.approx(1.75)
     assert math.isnan(pooled_valid_loss([Net(1.0)], [0]))

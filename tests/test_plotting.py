@@ -98,7 +98,7 @@ def test_module_imports_matplotlib_only_inside_functions():
 def test_without_matplotlib_the_error_says_how_to_install(monkeypatch, clf, data):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     history = clf.history_
-    with pytest.raises(ImportError, match=r'pip install "mmfusion-sklearn\[plots\]"'):
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[plots\]"'):
         TrainingHistoryDisplay(history).plot()
     with pytest.raises(ImportError, match="MissingModalityDisplay.from_estimator requires"):
         MissingModalityDisplay.from_estimator(clf, *data)

@@ -72,7 +72,8 @@ def test_learns_the_signal_and_scores_r2():
 
 def test_history_names_the_task_and_its_full_input_loss():
     X, y = make_regression()
-    reg = fast_reg(early_stopping=True, pretrain_epochs=1).fit(X, y)
+    assert MultimodalFusionRegressor().contrastive is None  # off by default (measured)
+    reg = fast_reg(early_stopping=True, pretrain_epochs=1, contrastive="fused").fit(X, y)
     assert set(reg.history_["stage"]) == {"contrastive", "regression"}
     task_rows = reg.history_[reg.history_["stage"] == "regression"]
     assert "pooled_valid_squared_error" in reg.history_.columns
@@ -308,7 +309,7 @@ def test_the_history_display_draws_the_regression_stage_and_its_best_epoch():
     from mmfusion_sklearn.plotting import TrainingHistoryDisplay
 
     X, y = make_regression()
-    reg = fast_reg(early_stopping=True, pretrain_epochs=1).fit(X, y)
+    reg = fast_reg(early_stopping=True, pretrain_epochs=1, contrastive="fused").fit(X, y)
     display = TrainingHistoryDisplay.from_estimator(reg)
     assert list(display.lines_) == ["contrastive", "regression"]
     assert display.best_epoch_line_ is not None

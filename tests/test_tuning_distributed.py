@@ -81,6 +81,16 @@ def _worker(spec: dict) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     X, y = tables()
     clf = MultimodalFusionClassifier(**{**PARAMS, **spec.get("params", {})})
+    if spec.get("slow_epoch_s"):  # a trial long enough to be killed in
+        from mmfusion_sklearn._training import nets
+
+        original = nets.FusionNet.run_single_epoch
+
+        def slow(self, *args, **kwargs):
+            time.sleep(spec["slow_epoch_s"])
+            return original(self, *args, **kwargs)
+
+        nets.FusionNet.run_single_epoch = slow
     barrier = Path(spec["barrier"])
     (barrier / f"ready-{os.getpid()}").touch()
     deadline = time.monotonic() + 120
@@ -97,7 +107,8 @@ def _worker(spec: dict) -> None:
 
 
 def start_workers(tmp_path: Path, storage: dict, n_workers: int, study_name: str,
-                  n_trials: int = N_TRIALS, params: dict | None = None) -> list:
+                  n_trials: int = N_TRIALS, params: dict | None = None,
+                  slow_epoch_s: float = 0.0) -> list:
     barrier = tmp_path / f"barrier-{study_name}"
     barrier.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -106,7 +117,7 @@ def start_workers(tmp_path: Path, storage: dict, n_workers: int, study_name: str
     for index in range(n_workers):
         spec = {"storage": storage, "study_name": study_name, "n_trials": n_trials,
                 "seed": index, "barrier": str(barrier), "n_workers": n_workers,
-                "params": params or {}}
+                "params": params or {}, "slow_epoch_s": slow_epoch_s}
         workers.append(subprocess.Popen(
             [sys.executable, __file__, json.dumps(spec)], cwd=tmp_path, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
@@ -212,9 +223,9 @@ def test_a_killed_workers_trial_fails_on_its_heartbeat_and_is_retried(postgres_u
     from mmfusion_sklearn.tuning import tune
 
     spec = {"kind": "heartbeat", "url": postgres_url}
-    # a trial long enough to be killed in (early stopping off: all its epochs)
-    (victim,) = start_workers(tmp_path, spec, 1, "hb", n_trials=2,
-                              params={"max_epochs": 2000, "early_stopping": False})
+    # a trial long enough to be killed in: every epoch of this worker sleeps (its
+    # estimator is the one the study resumes with, as the fingerprint demands)
+    (victim,) = start_workers(tmp_path, spec, 1, "hb", n_trials=2, slow_epoch_s=5.0)
     storage = make_storage(spec)
     deadline = time.monotonic() + 60
     running = []

@@ -166,8 +166,10 @@ class MultimodalData:
 
     @property
     def sample_labels(self) -> pd.Index:
-        """The samples' labels: the index of the DataFrame(s) the data came from (e.g.
-        patient IDs), kept through slicing; 0 to ``n_samples - 1`` otherwise.
+        """The samples' labels: their DataFrames' index, else 0 to ``n_samples - 1``.
+
+        The index of the DataFrame(s) the data came from (e.g. patient IDs) is kept
+        through slicing.
 
         Rows still align by position (:attr:`index` is always the positions); the
         labels are what reports such as

@@ -355,6 +355,9 @@ class _Epochs:
 def _epoch_mean(net: FusionNet, key: str) -> float:
     """The epoch's mean of a batch record (``train_loss``, ``valid_loss``, ...), weighted
     by batch size as skorch's epoch scores are."""
+    agreed = net.history[-1].get("agreed", {})  # under DDP: the means of every rank
+    if key in agreed:
+        return float(agreed[key])
     size_key = key.split("_", 1)[0] + "_batch_size"
     pairs = [(b[size_key], b[key]) for b in net.history[-1, "batches"] if key in b]
     if not pairs:

@@ -50,6 +50,11 @@ def agree_on_pass(history: Any, prefix: str, keys: tuple[str, ...],
         batches = history[-1]["batches"][-1:]
     for batch in batches:
         batch.update(means)
+    # the epoch's means themselves: averaging equal batch records again over this
+    # rank's own batch sizes could change their last bit, and ranks would disagree
+    agreed = dict(history[-1].get("agreed", {}))
+    agreed.update(means)
+    history.record("agreed", agreed)
 
 
 def _as_float32(value):

@@ -209,7 +209,7 @@ def history_frame(rows: list[dict[str, Any]],
 
 #: Keys of skorch's history rows that ``history_`` leaves out (per-batch records,
 #: batch counts; ``*_best`` flags are left out too).
-SKORCH_BOOKKEEPING = {"batches", "train_batch_count", "valid_batch_count"}
+SKORCH_BOOKKEEPING = {"batches", "train_batch_count", "valid_batch_count", "agreed"}
 
 
 def _is_number(value: Any) -> bool:
