@@ -132,8 +132,10 @@ def test_speed_quick(tmp_path, capsys):
                    "ours/raw predict cpu"):
         values = ratios[column].map(float)
         assert ((values > 0) & np.isfinite(values)).all(), column
-    met = ratios["ours/raw fit cpu"].map(float) <= ratios["target"].str[3:].map(float)
-    assert list(ratios["met"]) == ["yes" if m else "NO" for m in met]
+    value, target = ratios["ours/raw fit cpu"].map(float), ratios["target"].str[3:].map(float)
+    clear = (value - target).abs() > 0.005  # the table rounds to 2 decimals
+    met = value <= target
+    assert list(ratios["met"][clear]) == ["yes" if m else "NO" for m in met[clear]]
     verdicts = _section(text, "Verdicts")
     assert "- classifier, ours / raw loop" in verdicts
     assert "- regressor, ours / raw loop" in verdicts
