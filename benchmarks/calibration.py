@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ._methods import QUICK_PROFILES, Neural, evaluate_split
+from ._parallel import unordered_parallel
 from ._report import markdown, write_section
 from ._stats import holm, paired, verdict
 from .small_cohorts import DOCS_MD, RESULTS, ROOT, cohort_splits
@@ -74,7 +75,7 @@ def run(cohorts: list[str], repeats: int, folds: int, quick: bool,
     pandas.DataFrame
         One row per cohort, repeat, fold, scenario and configuration.
     """
-    from joblib import Parallel, delayed
+    from joblib import delayed
 
     profile = dict(QUICK_PROFILES["table"]) if quick else {}
     if ensemble_size is not None:
@@ -84,7 +85,7 @@ def run(cohorts: list[str], repeats: int, folds: int, quick: bool,
     print(f"{len(jobs)} splits, n_jobs={n_jobs}", flush=True)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    for i, result in enumerate(Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)):
+    for i, result in enumerate(unordered_parallel(n_jobs)(jobs)):
         rows += result
         print(f"{i + 1}/{len(jobs)} splits done, {time.perf_counter() - start:.0f} s",
               flush=True)

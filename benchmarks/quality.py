@@ -53,6 +53,7 @@ from ._methods import (
     REGIMES,
     evaluate_split,
 )
+from ._parallel import unordered_parallel
 from ._plots import plot
 from ._report import console, section, write_section
 from ._scenarios import MISSING_RATES, as_nullable, take
@@ -237,7 +238,7 @@ def run_dataset(name: str, folds: int, seeds: int, quick: bool, n_jobs: int,
     meta : dict
         What the report needs besides the scores.
     """
-    from joblib import Parallel, delayed
+    from joblib import delayed
 
     spec = DATASETS[name]
     start = time.perf_counter()
@@ -259,7 +260,7 @@ def run_dataset(name: str, folds: int, seeds: int, quick: bool, n_jobs: int,
     jobs = (delayed(evaluate_split)(X, y, kinds, tr, te, r, s, f, profile, neural)
             for s, f, tr, te, r in tasks)
     rows: list[dict[str, Any]] = []
-    for i, result in enumerate(Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)):
+    for i, result in enumerate(unordered_parallel(n_jobs)(jobs)):
         rows += result
         print(f"[{name}] {i + 1}/{len(tasks)} tasks done, "
               f"{time.perf_counter() - start:.0f} s", flush=True)

@@ -41,6 +41,7 @@ from sklearn.model_selection import KFold, StratifiedGroupKFold
 
 from . import datasets
 from ._methods import ADDED_FRACTION, COMMON, PIXEL_SIDE, PROFILES, REGIMES
+from ._parallel import unordered_parallel
 from ._regression_methods import NEURAL, QUICK_PROFILE, RIDGE_ALPHAS, evaluate_split
 from ._report import _p, markdown, metric_table, tests_table, write_section
 from ._scenarios import MISSING_RATES, as_nullable, presence, take
@@ -233,7 +234,7 @@ def run_dataset(name: str, folds: int, repeats: int, quick: bool, n_jobs: int,
     meta : dict
         What the report needs besides the scores.
     """
-    from joblib import Parallel, delayed
+    from joblib import delayed
 
     spec = DATASETS[name]
     start = time.perf_counter()
@@ -258,7 +259,7 @@ def run_dataset(name: str, folds: int, repeats: int, quick: bool, n_jobs: int,
     jobs = (delayed(evaluate_split)(X, y, kinds, tr, te, r, s, f, profile, neural)
             for s, f, tr, te, r in tasks)
     rows: list[dict[str, Any]] = []
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    parallel = unordered_parallel(n_jobs)
     for i, result in enumerate(parallel(jobs)):
         rows += result
         print(f"[{name}] {i + 1}/{len(tasks)} tasks done, "

@@ -36,6 +36,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from . import datasets
 from ._methods import NEURAL, QUICK_PROFILES, evaluate_split
+from ._parallel import unordered_parallel
 from ._report import markdown, method_order, metric_table, tests_table, write_section
 from ._scenarios import as_nullable, take
 from ._stats import METRICS, TESTED, best_baseline_tests, summary, verdict_counts, versus_tests
@@ -126,7 +127,7 @@ def run(cohorts: list[str], repeats: int, folds: int, quick: bool,
     pandas.DataFrame
         One row per cohort, repeat, fold, scenario and method.
     """
-    from joblib import Parallel, delayed
+    from joblib import delayed
 
     profile = QUICK_PROFILES["table"] if quick else {}
     jobs = [delayed(_run_one)(*task, profile) for c in cohorts
@@ -134,7 +135,7 @@ def run(cohorts: list[str], repeats: int, folds: int, quick: bool,
     print(f"{len(jobs)} splits, n_jobs={n_jobs}", flush=True)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    parallel = unordered_parallel(n_jobs)
     for i, result in enumerate(parallel(jobs)):
         rows += result
         if (i + 1) % 10 == 0 or i + 1 == len(jobs):
