@@ -238,8 +238,10 @@ def test_a_killed_workers_trial_fails_on_its_heartbeat_and_is_retried(postgres_u
                 study = optuna.load_study(study_name="hb", storage=storage)
             except KeyError:  # not created yet
                 continue
+            # its objective has begun and drawn its parameters (killed earlier, the
+            # trial would have none for the retry to repeat)
             running = [t for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-                       if "worker" in t.user_attrs]  # its objective has begun
+                       if "worker" in t.user_attrs and t.params]
         victim.send_signal(signal.SIGKILL)
     finally:
         if victim.poll() is None:
