@@ -415,12 +415,10 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
         scores = _log_scores(estimator, data._rows(alive))
         full = np.full((n, *scores.shape[1:]), np.nan)
         full[alive] = scores
-    if classes is None:
-        pass
-    elif target is None:
+    if classes is not None and target is None:
         target_index = np.full(n, 1) if len(classes) == 2 else np.nan_to_num(
             full, nan=-np.inf).argmax(axis=1)
-    else:
+    elif classes is not None:
         matches = [i for i, label in enumerate(classes.tolist()) if label == target]
         if len(matches) != 1:
             raise ValueError(

@@ -102,7 +102,7 @@ class BaseMultimodalFusion(BaseEstimator):
         modality_dropout="simultaneous",
         dropout_rate=0.3,
         unimodal_weight=1.0,
-        contrastive="fused",
+        contrastive=None,
         contrastive_loss="balanced",
         pretrain_epochs=10,
         max_epochs=100,
@@ -155,6 +155,8 @@ class BaseMultimodalFusion(BaseEstimator):
         self.n_threads = n_threads
         self.distributed = distributed
 
+    # contrastive=None: without classes it changed no score in the regression benchmark
+    # (docs/benchmarks_regression.md) and doubled fit times; the classifier keeps "fused"
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True

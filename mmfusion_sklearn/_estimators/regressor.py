@@ -61,55 +61,6 @@ class MultimodalFusionRegressor(RegressorMixin, BaseMultimodalFusion):
 
     _target_kind = "continuous"
 
-    def __init__(
-        self,
-        modalities=None,
-        *,
-        fusion="mlp",
-        embed_dim=128,
-        missing_token="learned",
-        modality_dropout="simultaneous",
-        dropout_rate=0.3,
-        unimodal_weight=1.0,
-        contrastive=None,
-        contrastive_loss="balanced",
-        pretrain_epochs=10,
-        max_epochs=100,
-        batch_size=64,
-        lr=1e-3,
-        weight_decay=1e-4,
-        early_stopping=True,
-        validation_fraction=0.1,
-        patience=10,
-        ensemble_size="auto",
-        linear_path=True,
-        device="auto",
-        random_state=None,
-        verbose=0,
-        precision="32",
-        num_workers=0,
-        on_read_error="raise",
-        cache_dir=None,
-        callbacks=None,
-        n_threads=None,
-        distributed="auto",
-    ):
-        # every default is the classifier's but contrastive: without classes, the
-        # label-free contrastive stage changed no score significantly on any data set of
-        # docs/benchmarks_regression.md and doubled fit times, so it is off by default
-        super().__init__(
-            modalities, fusion=fusion, embed_dim=embed_dim, missing_token=missing_token,
-            modality_dropout=modality_dropout, dropout_rate=dropout_rate,
-            unimodal_weight=unimodal_weight, contrastive=contrastive,
-            contrastive_loss=contrastive_loss, pretrain_epochs=pretrain_epochs,
-            max_epochs=max_epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            patience=patience, ensemble_size=ensemble_size, linear_path=linear_path,
-            device=device, random_state=random_state, verbose=verbose, precision=precision,
-            num_workers=num_workers, on_read_error=on_read_error, cache_dir=cache_dir,
-            callbacks=callbacks, n_threads=n_threads, distributed=distributed,
-        )
-
     def _target_vector(self, y: Any) -> np.ndarray:
         array = np.asarray(y)
         if array.dtype.names is not None:
