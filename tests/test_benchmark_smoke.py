@@ -88,7 +88,9 @@ def _section(text: str, title: str) -> str:
 
 @pytest.fixture
 def sksurv():
-    """The real cohorts (GSE7390, WPBC, NKI70) come from scikit-survival."""
+    """The real cohorts: GSE7390 comes from scikit-survival, WPBC and NKI70 from SurvSet
+    (both in the ``test`` extra, so CI runs these tests; elsewhere they skip)."""
+    pytest.importorskip("SurvSet")
     return pytest.importorskip("sksurv")
 
 
@@ -149,6 +151,7 @@ def quality_results(tmp_path_factory):
     """``benchmarks.quality wpbc --quick`` (ours only, 1 worker), written to a temporary
     ``benchmarks/results``; the folder."""
     pytest.importorskip("sksurv")
+    pytest.importorskip("SurvSet")
     from benchmarks import _methods, quality
 
     root = tmp_path_factory.mktemp("quality")
