@@ -1,5 +1,5 @@
-"""Multimodal fusion with missing modalities, as scikit-learn estimators: a classifier
-and a regressor on one engine.
+"""Multimodal fusion with missing modalities, as scikit-learn estimators: a classifier,
+a regressor and a survival model (censored time-to-event) on one engine.
 
 The method is that of Gu, Saito and Ma, "Learning Contrastive Multimodal Fusion with
 Improved Modality Dropout for Disease Detection and Prediction" (MICCAI 2025):
@@ -12,6 +12,7 @@ from ._compose import ModalityTransformer
 from ._data import Modality, MultimodalData
 from ._estimators.classifier import MultimodalFusionClassifier
 from ._estimators.regressor import MultimodalFusionRegressor
+from ._estimators.survival import MultimodalFusionSurvivalAnalysis
 from ._training.cache import clear_feature_cache
 from ._version import __version__
 
@@ -21,6 +22,7 @@ __all__ = [
     "MultimodalData",
     "MultimodalFusionClassifier",
     "MultimodalFusionRegressor",
+    "MultimodalFusionSurvivalAnalysis",
     "__version__",
     "clear_feature_cache",
     "load",
@@ -28,7 +30,7 @@ __all__ = [
 
 
 def load(path, device="cpu"):
-    """Load a model saved with ``save`` (a classifier or a regressor, as the file says).
+    """Load a model saved with ``save``: whichever estimator the folder holds.
 
     Machine settings (``num_workers``, ``n_threads``, ``cache_dir``, ``callbacks``,
     ``verbose``, ``distributed``, ``device``) are never taken from the file.
@@ -42,12 +44,13 @@ def load(path, device="cpu"):
 
     Returns
     -------
-    MultimodalFusionClassifier or MultimodalFusionRegressor
+    MultimodalFusionClassifier, MultimodalFusionRegressor or MultimodalFusionSurvivalAnalysis
         The fitted estimator.
     """
     from ._persistence.files import saved_estimator_name
 
     name = saved_estimator_name(path)
-    cls = MultimodalFusionRegressor if name == "MultimodalFusionRegressor" \
-        else MultimodalFusionClassifier
-    return cls.load(path, device=device)
+    classes = {cls.__name__: cls for cls in (
+        MultimodalFusionClassifier, MultimodalFusionRegressor,
+        MultimodalFusionSurvivalAnalysis)}
+    return classes.get(name, MultimodalFusionClassifier).load(path, device=device)

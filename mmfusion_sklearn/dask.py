@@ -71,7 +71,11 @@ def _ship(estimator: Any, device: Any) -> _ShippedModel:
 
 def _model(shipped: _ShippedModel) -> Any:
     """The estimator of ``shipped``, loaded once per process and kept in the cache."""
-    from . import MultimodalFusionClassifier, MultimodalFusionRegressor
+    from . import (
+        MultimodalFusionClassifier,
+        MultimodalFusionRegressor,
+        MultimodalFusionSurvivalAnalysis,
+    )
     from ._persistence.files import CONFIG_FILE, WEIGHTS_FILE, model_from_bytes
     from ._persistence.schema import ModelFileError
 
@@ -86,8 +90,8 @@ def _model(shipped: _ShippedModel) -> Any:
                 "Cannot load the model sent to this worker: the SHA-256 checksum of its "
                 "weights does not match the one recorded when it was saved."
             )
-        cls = {c.__name__: c for c in (MultimodalFusionClassifier,
-                                        MultimodalFusionRegressor)}[shipped.estimator]
+        cls = {c.__name__: c for c in (MultimodalFusionClassifier, MultimodalFusionRegressor,
+                                        MultimodalFusionSurvivalAnalysis)}[shipped.estimator]
         estimator = model_from_bytes(
             cls,
             {CONFIG_FILE: shipped.config, WEIGHTS_FILE: shipped.weights},
@@ -158,11 +162,16 @@ def _prepare(estimator: Any, data: Any, device: Any, function: str) -> tuple[Any
     """Check the arguments; the dask modules, the kind of ``data`` and the model key."""
     from sklearn.utils.validation import check_is_fitted
 
-    from . import MultimodalFusionClassifier, MultimodalFusionRegressor
+    from . import (
+        MultimodalFusionClassifier,
+        MultimodalFusionRegressor,
+        MultimodalFusionSurvivalAnalysis,
+    )
 
     dask, dd, db = _import_dask()
     accepted = (MultimodalFusionClassifier,) if function == "predict_proba" else (
-        MultimodalFusionClassifier, MultimodalFusionRegressor)
+        MultimodalFusionClassifier, MultimodalFusionRegressor,
+        MultimodalFusionSurvivalAnalysis)
     if not isinstance(estimator, accepted):
         names = " or ".join(c.__name__ for c in accepted)
         raise TypeError(
@@ -277,14 +286,15 @@ def predict_proba(estimator: Any, data: Any, *, device: Any = "cpu") -> Any:
 def predict(estimator: Any, data: Any, *, device: Any = "cpu") -> Any:
     """Predict over a Dask DataFrame or Bag, partition by partition.
 
-    Class labels of a classifier, target values of a regressor.
+    Class labels of a classifier, target values of a regressor, risk scores of a
+    survival model (higher: an earlier event).
 
     Lazy, and the model travels as in :func:`predict_proba`: once, in its
     :meth:`~mmfusion_sklearn.MultimodalFusionClassifier.save` form, never as a pickle.
 
     Parameters
     ----------
-    estimator : MultimodalFusionClassifier or MultimodalFusionRegressor
+    estimator : MultimodalFusionClassifier, Regressor or SurvivalAnalysis
         A fitted estimator that ``save`` can store.
     data : dask.dataframe.DataFrame or dask.bag.Bag
         A Dask DataFrame read with the column specification given at fit, or a Dask Bag
@@ -296,7 +306,8 @@ def predict(estimator: Any, data: Any, *, device: Any = "cpu") -> Any:
     -------
     dask.dataframe.Series or dask.bag.Bag
         For a DataFrame: a Dask Series named ``"prediction"`` of the labels of
-        ``classes_`` (their dtype; float64 values for a regressor), with the index and
+        ``classes_`` (their dtype; float64 values for a regressor or a survival
+        model's risk scores), with the index and
         divisions of ``data``. For a Bag: a Bag of predictions (Python scalars), in the
         order of the records.
 

@@ -19,10 +19,17 @@ import numpy as np
 import pandas as pd
 from sklearn.base import is_regressor
 from sklearn.metrics import check_scoring
-from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ._data import MultimodalData, as_multimodal
+from ._scoring import (
+    CONCORDANCE,
+    _final_step,
+    _input_step,
+    _named_scorer,
+    _unwrap,
+    is_survival_model,
+)
 
 __all__ = [
     "missing_modality_report",
@@ -70,29 +77,6 @@ def restrict_modalities(
 
 
 # -- reading X as the estimator does --------------------------------------------------
-def _unwrap(estimator: Any) -> Any:
-    """The fitted estimator inside a search (``best_estimator_``), else ``estimator``."""
-    while hasattr(estimator, "best_estimator_"):
-        estimator = estimator.best_estimator_
-    return estimator
-
-
-def _input_step(estimator: Any) -> Any:
-    """The step that receives ``X``: the first step of a pipeline, else the estimator."""
-    estimator = _unwrap(estimator)
-    while isinstance(estimator, Pipeline) and estimator.steps:
-        estimator = _unwrap(estimator.steps[0][1])
-    return estimator
-
-
-def _final_step(estimator: Any) -> Any:
-    """The step that predicts: the last step of a pipeline, else the estimator."""
-    estimator = _unwrap(estimator)
-    while isinstance(estimator, Pipeline) and estimator.steps:
-        estimator = _unwrap(estimator.steps[-1][1])
-    return estimator
-
-
 def _estimator_data(estimator: Any, X: Any) -> MultimodalData:
     """``X`` as MultimodalData, read the way ``estimator`` reads it."""
     step = _input_step(estimator)
@@ -127,19 +111,23 @@ def _check_y(data: MultimodalData, y: Any) -> np.ndarray:
 
 
 def default_scoring(estimator: Any) -> str:
-    """The default score of the reports: ROC AUC (two classes), accuracy (more), or R²
-    for a regressor.
+    """The default score of the reports: ROC AUC (two classes), accuracy (more), R²
+    for a regressor, Harrell's concordance index (``"concordance_index"``) for a
+    survival model.
 
     Parameters
     ----------
     estimator : estimator
-        A fitted classifier or regressor (or a pipeline or search around one).
+        A fitted classifier, regressor or survival model (or a pipeline or search
+        around one).
 
     Returns
     -------
     str
-        A scikit-learn scorer name.
+        A scikit-learn scorer name, or ``"concordance_index"``.
     """
+    if is_survival_model(estimator):
+        return CONCORDANCE
     if is_regressor(estimator):
         return "r2"
     return "roc_auc" if len(_unwrap(estimator).classes_) == 2 else "accuracy"
@@ -150,11 +138,14 @@ def _scorers(estimator: Any, scoring: Any) -> tuple[Any, list[str], bool]:
     if scoring is None:
         scoring = default_scoring(estimator)
     if isinstance(scoring, str):
-        return check_scoring(estimator, scoring=[scoring]), [scoring], True
+        return check_scoring(estimator, scoring={scoring: _named_scorer(scoring)}), \
+            [scoring], True
     if isinstance(scoring, Mapping):
         names = list(scoring)
     elif isinstance(scoring, (list, tuple)):
         names = list(scoring)
+        if CONCORDANCE in names:
+            scoring = {name: _named_scorer(name) for name in names}
     else:
         raise ValueError(
             "The 'scoring' parameter must be None, a scorer name, a list of scorer names "
@@ -187,17 +178,19 @@ def missing_modality_report(
 
     Parameters
     ----------
-    estimator : fitted MultimodalFusionClassifier or MultimodalFusionRegressor
-        Any fitted classifier or regressor accepting multimodal X (also a pipeline or
-        a search around one).
+    estimator : fitted MultimodalFusionClassifier, Regressor or SurvivalAnalysis
+        Any fitted classifier, regressor or survival model accepting multimodal X
+        (also a pipeline or a search around one).
     X : dict, list of dict, MultimodalData, DataFrame or array-like
         Test samples, in any form the estimator takes.
     y : array-like of shape (n_samples,)
-        True labels (or target values).
+        True labels, target values, or a survival model's structured ``y``.
     scoring : str, list of str, dict or None, default=None
-        scikit-learn scorer name(s), or a dict ``{name: scorer}``; None uses
-        ``"roc_auc"`` for two classes, ``"accuracy"`` for more and ``"r2"`` for a
-        regressor.
+        scikit-learn scorer name(s) or ``"concordance_index"`` (Harrell's, a survival
+        model's ``score``), or a dict ``{name: scorer}`` (e.g. scikit-survival's
+        scorer wrappers); None uses ``"roc_auc"`` for two classes, ``"accuracy"`` for
+        more, ``"r2"`` for a regressor and ``"concordance_index"`` for a survival
+        model.
     subsets : list of tuple of str, default=None
         Subsets to score; None scores all non-empty subsets, largest first.
 
@@ -257,17 +250,18 @@ def modality_importance(
 
     Parameters
     ----------
-    estimator : fitted MultimodalFusionClassifier or MultimodalFusionRegressor
-        Any fitted classifier or regressor accepting multimodal X (also a pipeline or
-        a search around one).
+    estimator : fitted MultimodalFusionClassifier, Regressor or SurvivalAnalysis
+        Any fitted classifier, regressor or survival model accepting multimodal X
+        (also a pipeline or a search around one).
     X : dict, list of dict, MultimodalData, DataFrame or array-like
         Samples, ideally held out from training, in any form the estimator takes.
     y : array-like of shape (n_samples,)
-        True labels (or target values).
+        True labels, target values, or a survival model's structured ``y``.
     scoring : str, list of str, dict or None, default=None
-        A scikit-learn scorer name; or several, as a list of names or a dict
-        ``{name: scorer}``. None uses ``"roc_auc"`` for two classes, ``"accuracy"``
-        for more and ``"r2"`` for a regressor.
+        A scikit-learn scorer name or ``"concordance_index"``; or several, as a list
+        of names or a dict ``{name: scorer}``. None uses ``"roc_auc"`` for two
+        classes, ``"accuracy"`` for more, ``"r2"`` for a regressor and
+        ``"concordance_index"`` (Harrell's) for a survival model.
 
     Returns
     -------
@@ -341,7 +335,8 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
     input minus its output with m withheld (replaced by its token, as when it is
     missing), everything else unchanged. For a classifier the output is a log-odds
     (positive values push towards ``target``); for a regressor it is the prediction,
-    in the target's units.
+    in the target's units; for a survival model it is the risk score (``predict``:
+    positive contributions bring the event earlier).
 
     - A modality absent from a sample contributes exactly 0.
     - A sample whose only modality is m has NaN for m: without it there is nothing to
@@ -351,15 +346,16 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
 
     Parameters
     ----------
-    estimator : fitted MultimodalFusionClassifier or MultimodalFusionRegressor
-        Any fitted classifier or regressor accepting multimodal X (also a pipeline or
-        a search around one). For this package's classifier the output is its
-        ``decision_function``; for other classifiers it is computed from
-        ``predict_proba``; for regressors it is ``predict``.
+    estimator : fitted MultimodalFusionClassifier, Regressor or SurvivalAnalysis
+        Any fitted classifier, regressor or survival model accepting multimodal X
+        (also a pipeline or a search around one). For this package's classifier the
+        output is its ``decision_function``; for other classifiers it is computed from
+        ``predict_proba``; for regressors and survival models it is ``predict``.
     X : dict, list of dict, MultimodalData, DataFrame or array-like
         Samples, in any form the estimator takes.
     target : label or None, default=None
-        The class whose score is explained (None for a regressor). Two classes: the
+        The class whose score is explained (None for a regressor or survival
+        model). Two classes: the
         output is the log-odds of ``target``, by default ``classes_[1]`` (the
         ``decision_function``). More classes: the output is the log-probability of
         ``target``; None explains, for each sample, the class predicted from its full
@@ -400,11 +396,11 @@ def modality_contributions(estimator: Any, X: Any, *, target: Any = None) -> pd.
     n = len(data)
     # samples whose every file is unreadable have nothing to explain: NaN rows
     alive = np.flatnonzero(data.presence.to_numpy().any(axis=1))
-    if is_regressor(estimator):
+    if is_regressor(estimator) or is_survival_model(estimator):
         if target is not None:
             raise ValueError(
-                "The 'target' parameter picks a class; a regressor has none. Got "
-                f"{target!r} instead; leave it None."
+                "The 'target' parameter picks a class; a regressor or survival model has "
+                f"none. Got {target!r} instead; leave it None."
             )
         classes = None
         full = np.full(n, np.nan)

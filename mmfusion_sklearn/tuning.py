@@ -31,6 +31,7 @@ from sklearn.utils.validation import _num_samples
 from skorch.callbacks import Callback
 
 from ._data import MultimodalData
+from ._scoring import CONCORDANCE, _named_scorer, is_survival_model
 from ._training.ensemble import TrainingDivergedError
 from ._training.runtime import torch_threads
 
@@ -146,11 +147,13 @@ class PruningCallback(Callback):
     """Report the held-out loss to an Optuna trial each epoch; prune if told.
 
     A skorch callback for the ``callbacks`` parameter of
-    :class:`~mmfusion_sklearn.MultimodalFusionClassifier` and
-    :class:`~mmfusion_sklearn.MultimodalFusionRegressor`. It holds the trial, so it
+    :class:`~mmfusion_sklearn.MultimodalFusionClassifier`,
+    :class:`~mmfusion_sklearn.MultimodalFusionRegressor` and
+    :class:`~mmfusion_sklearn.MultimodalFusionSurvivalAnalysis`. It holds the trial, so it
     is not copied per member: it runs once per task-stage epoch, when every member has
-    trained it. The value reported is ``sign * pooled_valid_log_loss`` (classifier) or
-    ``sign * pooled_valid_squared_error`` (regressor, on the standardised target):
+    trained it. The value reported is ``sign * pooled_valid_log_loss`` (classifier),
+    ``sign * pooled_valid_squared_error`` (regressor, on the standardised target) or
+    ``sign * pooled_valid_cox_loss`` (survival, the Cox loss per event):
     the loss of the full input on every member's held-out rows (minus the loss by
     default, so that higher is better like a scikit-learn score in a maximised study).
     Not the training objective, whose scale grows with ``unimodal_weight`` and the
@@ -193,7 +196,7 @@ class PruningCallback(Callback):
 
         row = net.history[-1]
         # the full input's held-out loss: log loss for classes, squared error for
-        # regression (see FusionNet.full_loss_key)
+        # regression, Cox loss for survival (see FusionNet.full_loss_key)
         key = f"pooled_{getattr(net, 'full_loss_key', 'valid_log_loss')}"
         if key not in row:  # no held-out rows: nothing to prune on
             return
@@ -273,20 +276,20 @@ def tune(
     Each trial draws parameters (:func:`suggest_params`), cross-validates a clone of
     ``estimator`` with them and returns the mean score. In the first fold, the
     task stage reports minus the held-out loss (log loss for classes, squared error
-    for regression) at every epoch
+    for regression, the Cox loss for survival) at every epoch
     (:class:`PruningCallback`), so that ``pruner`` stops trials that fall behind;
     that needs ``early_stopping=True`` (the held-out rows), which is the default.
     A trial whose training diverges counts as failed; the study goes on.
 
     Parameters
     ----------
-    estimator : MultimodalFusionClassifier or MultimodalFusionRegressor
+    estimator : MultimodalFusionClassifier, Regressor or SurvivalAnalysis
         The estimator whose clones are tuned; its parameters outside the search
         space stay as they are.
     X : dict, list of dict, MultimodalData, DataFrame or array-like
         Training samples, in any form the estimator accepts.
     y : array-like of shape (n_samples,)
-        Labels, or target values for a regressor.
+        Labels, target values for a regressor, or a survival model's structured y.
     n_trials : int
         The number of finished (complete or pruned) trials the study should hold:
         a resumed study that already has them runs no more; several processes that
@@ -294,10 +297,12 @@ def tune(
         that W processes may leave up to ``n_trials + W - 1`` finished trials.
     cv : int or cross-validation generator, default=5
         As in ``cross_val_score`` (an int is a ``StratifiedKFold`` for a classifier, a
-        ``KFold`` for a regressor).
+        ``KFold`` for a regressor, and a ``StratifiedKFold`` by event for a survival
+        model).
     scoring : str or callable, default=None
-        A scikit-learn scorer; None is ``"roc_auc"`` for two classes,
-        ``"neg_log_loss"`` for more and ``"r2"`` for a regressor. Higher is better.
+        A scikit-learn scorer, or ``"concordance_index"``; None is ``"roc_auc"`` for
+        two classes, ``"neg_log_loss"`` for more, ``"r2"`` for a regressor and
+        ``"concordance_index"`` (Harrell's) for a survival model. Higher is better.
     storage : str, optuna storage or None, default=None
         Any Optuna storage URL (``"sqlite:///tuning.db"``,
         ``"postgresql://..."``) or object (e.g. ``optuna.storages.JournalStorage``);
@@ -383,14 +388,23 @@ def tune(
     if len(y) != n:
         raise ValueError(f"Number of samples in X ({n}) and y ({len(y)}) do not match.")
     classifier = is_classifier(estimator)
+    survival = is_survival_model(estimator)
     if scoring is None:
-        if classifier:
+        if survival:
+            scoring = CONCORDANCE
+        elif classifier:
             scoring = "roc_auc" if len(np.unique(y)) == 2 else "neg_log_loss"
         else:
             scoring = "r2"
-    scorer = check_scoring(estimator, scoring=scoring)
-    splitter = check_cv(cv, y, classifier=classifier)
-    folds = list(splitter.split(np.zeros((n, 1)), y))
+    scorer = _named_scorer(scoring) if scoring == CONCORDANCE else check_scoring(
+        estimator, scoring=scoring)
+    if survival and y.dtype.names is not None:
+        # folds stratified by event (the first field), as classes are for a classifier
+        strata = np.asarray(y[y.dtype.names[0]]).astype(bool)
+        folds = list(check_cv(cv, strata, classifier=True).split(np.zeros((n, 1)), strata))
+    else:
+        splitter = check_cv(cv, y, classifier=classifier)
+        folds = list(splitter.split(np.zeros((n, 1)), y))
 
     study = optuna.create_study(
         storage=_open_storage(DEFAULT_STORAGE if storage is None else storage),
@@ -408,7 +422,8 @@ def tune(
         study.sampler = optuna.samplers.TPESampler(seed=seed)
     _check_fingerprint(study, {
         "n_samples": int(n),
-        "classes": [str(c) for c in np.unique(y)] if classifier else "continuous",
+        "classes": [str(c) for c in np.unique(y)] if classifier else (
+            "survival" if survival else "continuous"),
         "modalities": _modality_names(data), "scoring": str(scoring),
         "n_folds": len(folds), "estimator": type(estimator).__name__,
         # other data of the same shape, another base estimator, another splitter

@@ -353,7 +353,9 @@ def test_survival_task_interface():
     assert y.dtype == torch.float32 and y.tolist() == [[3, 1], [1, 0], [2, 1]]
     combined = task.combine([torch.tensor([[1.0], [2.0], [0.0]]),
                              torch.tensor([[3.0], [0.0], [1.0]])])
-    assert combined.dtype == torch.float64 and combined.tolist() == [[2.0], [1.0], [0.5]]
+    # the members side by side: the estimator averages risks and mixes curves
+    assert combined.dtype == torch.float64
+    assert combined.tolist() == [[1.0, 3.0], [2.0, 0.0], [0.0, 1.0]]
     assert task.contrastive_labels(y).tolist() == [0, 1, 2]
     with pytest.raises(ValueError, match="ties"):
         SurvivalTask("exact")

@@ -218,6 +218,12 @@ ATTRIBUTES: dict[str, str] = {
     classes_ : ndarray of shape (n_classes,)
         Class labels.
 """,
+    'unique_times_': """\
+    unique_times_ : ndarray of shape (n_times,)
+        The distinct event times of the training samples (of positive weight),
+        ascending: the times of ``predict_survival_function(X, return_array=True)``'s
+        columns.
+""",
     'modalities_': """\
     modalities_ : dict of str to Modality
         The fitted modalities, in order, with their kinds resolved.
@@ -286,6 +292,52 @@ REGRESSOR_CONTRASTIVE = """\
         fused views (label-free). Off by default: in docs/benchmarks_regression.md it
         changed no score significantly on any data set and doubled the fit time.
 """
+
+
+#: The survival estimator's entries that differ from the shared ones (and its own).
+SURVIVAL_OVERRIDES = {
+    "loss": """\
+    loss : {"cox", "discrete"}, default="cox"
+        "cox": the negative log partial likelihood of Cox's model (Efron's ties), a
+        risk score per sample, and a Breslow baseline hazard per member for the
+        curves (DeepSurv). "discrete": a discrete-time (logistic) hazard per interval
+        of time (MultiSurv, PORPOISE, pycox's ``LogisticHazard``), about ten events
+        per interval (4 to 20 intervals, edges at quantiles of the training event
+        times); the curves are the members' mean, and the risk score is minus the
+        restricted mean survival time. See docs/benchmarks_survival.md for the
+        comparison that chose the default.
+""",
+    "contrastive": """\
+    contrastive : {"fused", "unimodal"} or None, default=None
+        Pairs of the contrastive stage: unimodal-unimodal and unimodal-fused
+        ("fused"), unimodal-unimodal only ("unimodal"), or no contrastive stage (None,
+        the default). Without classes the positive pairs are one sample's unimodal and
+        fused views (label-free). Off by default, as for regression (see
+        docs/benchmarks_survival.md).
+""",
+    "modality_dropout": """\
+    modality_dropout : {"simultaneous", "random", "none"}, default="simultaneous"
+        "simultaneous": loss = Cox loss(full) + unimodal_weight * sum of the
+        single-modality Cox losses (each over the samples that have the modality).
+        "random": each modality of each sample dropped with probability
+        ``dropout_rate`` (one always kept). "none": no modality dropout.
+""",
+    "linear_path": """\
+    linear_path : bool, default=True
+        Give every tabular and embedding modality (and frozen-encoder features) a
+        linear path straight to the risk score, fitted first as a ridge Cox model of
+        the same objective, with the penalty chosen on the held-out rows from a grid
+        (``C`` from 0.001 to 10; scikit-survival's ``CoxPHSurvivalAnalysis`` has
+        ``alpha = 1 / C`` on standardised features; ``C=1`` without early stopping).
+        The network starts from that linear model and learns what it misses.
+""",
+    "early_stopping": """\
+    early_stopping : bool, default=True
+        Hold out a ``validation_fraction`` (stratified by event) of the training data
+        and stop when its Cox loss has not improved for ``patience`` epochs; the
+        weights of the best epoch are restored.
+""",
+}
 
 
 def parameters(names: list[str], overrides: dict[str, str] | None = None) -> str:

@@ -123,9 +123,9 @@ class MultimodalFusionClassifier(ClassifierMixin, BaseMultimodalFusion):
         if getattr(np.asarray(y), "dtype", np.dtype(float)).names is not None:
             raise ValueError(
                 "y is a structured array (an event indicator and a time, as scikit-survival's "
-                "Surv.from_arrays makes): a survival target, not class labels. Use a "
-                "survival model for censored times, or classify whether the event happened "
-                "by a fixed horizon."
+                "Surv.from_arrays makes): a survival target, not class labels. Use "
+                "MultimodalFusionSurvivalAnalysis for censored times, or classify whether "
+                "the event happened by a fixed horizon."
             )
         return super()._target_vector(y)
 

@@ -67,7 +67,7 @@ class MultimodalFusionRegressor(RegressorMixin, BaseMultimodalFusion):
             raise ValueError(
                 "y is a structured array (an event indicator and a time, as "
                 "scikit-survival's Surv.from_arrays makes): a survival target, not a "
-                "continuous one."
+                "continuous one. Use MultimodalFusionSurvivalAnalysis for censored times."
             )
         if array.ndim == 2 and array.shape[1] > 1:
             raise ValueError(

@@ -48,7 +48,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 TOP_LEVEL = {
     "format_version": (int, True), "package_version": (str, False),
     "estimator": (str, True), "params": (dict, True), "classes": (list, False),
-    "classes_dtype": (str, False), "target": (dict, False), "modalities": (dict, True),
+    "classes_dtype": (str, False), "target": (dict, False), "survival": (dict, False),
+    "modalities": (dict, True),
     "modality_order": (list, False),
     "preprocessors": (dict, True), "input_shapes": (dict, True),
     "ensemble_size": (int, False), "history": (list, True), "n_features_in_": (int, False),
@@ -437,11 +438,13 @@ def _input_shape(shape: Any, name: str, kind: str, state: dict[str, Any],
 
 #: The config keys that hold each kind of fitted target; an estimator class names its
 #: kind in ``_target_kind`` ("classes" by default).
-TARGET_KEYS = {"classes": ("classes", "classes_dtype"), "continuous": ("target",)}
+TARGET_KEYS = {"classes": ("classes", "classes_dtype"), "continuous": ("target",),
+               "survival": ("survival",)}
 
 
 def _target(config: dict[str, Any], cls: type, path: Path) -> dict[str, Any]:
-    """The fitted target: a classifier's classes, or a regressor's standardisation."""
+    """The fitted target: a classifier's classes, a regressor's standardisation, or a
+    survival model's baseline hazards."""
     kind = getattr(cls, "_target_kind", "classes")
     for key in TARGET_KEYS[kind]:
         if key not in config:
@@ -452,6 +455,10 @@ def _target(config: dict[str, Any], cls: type, path: Path) -> dict[str, Any]:
             raise invalid(path, stray[0], f"does not belong to a {cls.__name__}.")
     if kind == "classes":
         return {"classes": _classes(config["classes"], config["classes_dtype"], path)}
+    if kind == "survival":
+        params = config.get("params") if _is(config.get("params"), dict) else {}
+        return _survival(config["survival"], config.get("ensemble_size", 1),
+                         params.get("loss", "cox"), path)
     target = config["target"]
     if set(target) != {"mean", "scale"} or not all(
         _number(target[k]) and math.isfinite(target[k]) for k in target
@@ -459,6 +466,53 @@ def _target(config: dict[str, Any], cls: type, path: Path) -> dict[str, Any]:
         raise invalid(path, "target", "must be {'mean': finite number, 'scale': finite "
                       f"number > 0}}; got {_short(target)}.")
     return {"mean": float(target["mean"]), "scale": float(target["scale"])}
+
+
+def _survival(survival: Any, ensemble_size: Any, loss: Any, path: Path) -> dict[str, Any]:
+    """A survival model's event times, last training time and either its baseline
+    cumulative hazards (``loss="cox"``: one row per member, as
+    :func:`breslow_baseline` makes them) or its interval edges (``loss="discrete"``)."""
+    model = "cuts" if loss == "discrete" else "cum_baseline"
+    shape = ("[...]" if model == "cuts" else "[[...], ...]")
+    if not _is(survival, dict) or set(survival) != {"unique_times", model, "max_time"}:
+        raise invalid(path, "survival", f"must be {{'unique_times': [...], '{model}': "
+                      f"{shape}, 'max_time': number}} for loss={loss!r}; got "
+                      f"{_short(survival)}.")
+    times, max_time = survival["unique_times"], survival["max_time"]
+    field = "survival.unique_times"
+    if not _is(times, list) or not times or not all(
+            _number(t) and math.isfinite(t) and t >= 0 for t in times):
+        raise invalid(path, field, "must be a non-empty list of finite times >= 0; got "
+                      f"{_short(times)}.")
+    times = np.array(times, dtype=np.float64)
+    if not (np.diff(times) > 0).all():
+        raise invalid(path, field, "must be strictly ascending, as fit stores them.")
+    if not (_number(max_time) and math.isfinite(max_time) and max_time >= times[-1]):
+        raise invalid(path, "survival.max_time", "must be a finite number at least the "
+                      f"last event time {times[-1]!r}; got {_short(max_time)}.")
+    out = {"unique_times": times, "max_time": float(max_time)}
+    if model == "cuts":
+        cuts = survival["cuts"]
+        if not _is(cuts, list) or len(cuts) < 2 or not all(
+                _number(c) and math.isfinite(c) for c in cuts) or cuts[0] != 0 or not (
+                np.diff(np.array(cuts, dtype=np.float64)) > 0).all():
+            raise invalid(path, "survival.cuts", "must be a strictly ascending list of at "
+                          f"least 2 finite edges from 0; got {_short(cuts)}.")
+        return {**out, "cuts": [float(c) for c in cuts]}
+    base = survival["cum_baseline"]
+    field = "survival.cum_baseline"
+    rows = ensemble_size if _int(ensemble_size, 1) else 1
+    if not _is(base, list) or len(base) != rows or not all(
+            _is(row, list) and len(row) == len(times) for row in base):
+        raise invalid(path, field, f"must hold {rows} list(s) (one per member) of "
+                      f"{len(times)} numbers (one per time); got {_short(base)}.")
+    if not all(_number(v) and math.isfinite(v) and v > 0 for row in base for v in row):
+        raise invalid(path, field, "must hold finite cumulative hazards > 0.")
+    base = np.array(base, dtype=np.float64)
+    if not (np.diff(base, axis=1) >= 0).all():
+        raise invalid(path, field, "must be non-decreasing over time (a cumulative "
+                      "hazard).")
+    return {**out, "cum_baseline": base}
 
 
 def _classes(classes: list, dtype_text: str, path: Path) -> np.ndarray:
@@ -617,7 +671,7 @@ def check_sizes(tensors: dict[str, tuple], order: list[str], embed_dim: int, n_o
         if n_outputs > 1:
             raise invalid(config, "classes", f"holds {n_outputs} labels, but the classifier "
                           f"head in {path.name} has {head[0]} outputs.")
-        raise invalid(config, "target", f"is continuous (one output), but the head in "
+        raise invalid(config, "estimator", f"names a model of one output, but the head in "
                       f"{path.name} has {head[0]} outputs.")
 
 

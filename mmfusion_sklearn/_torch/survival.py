@@ -352,7 +352,8 @@ class SurvivalTask(Task):
     :meth:`encode_targets` makes them. The loss is
     :func:`cox_partial_likelihood` per weighted event over the rows taking part (rows
     outside ``mask`` take no part in the risk sets either); the full-input held-out
-    loss is logged as ``cox_loss``. Members' risk scores are averaged. The contrastive
+    loss is logged as ``cox_loss``. :meth:`combine` keeps the members' risk scores
+    apart (the estimator averages them and mixes the members' curves). The contrastive
     stage is label-free (each sample its own class), as for regression.
 
     Parameters
@@ -480,7 +481,9 @@ class SurvivalTask(Task):
         return 1.0 / (2.0 * C * max(events, 1e-12))
 
     def combine(self, outputs):
-        """The members' mean risk score.
+        """The members' risk scores side by side: each member's curves come from its
+        own baseline hazard (a Cox risk is defined up to a constant), so the estimator
+        averages the columns for the risk score and mixes the members' curves.
 
         Parameters
         ----------
@@ -489,7 +492,7 @@ class SurvivalTask(Task):
 
         Returns
         -------
-        Tensor of float64 (B, 1)
-            Their mean.
+        Tensor of float64 (B, K)
+            Column k is member k's risk score.
         """
-        return torch.stack([o.double() for o in outputs]).mean(dim=0)
+        return torch.cat([o.double() for o in outputs], dim=1)

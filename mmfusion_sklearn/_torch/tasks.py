@@ -59,8 +59,9 @@ class Task:
         per-configuration weights (K, B) (the linear path's batched objective)."""
         return torch.stack([self.loss(outputs[k], y, weight[k]) for k in range(len(outputs))])
 
-    def linear_l2(self, C: float, weight: torch.Tensor) -> float:
-        """The L2 coefficient of the mean loss that matches the inverse penalty ``C``."""
+    def linear_l2(self, C: float, weight: torch.Tensor, y: torch.Tensor | None = None) -> float:
+        """The L2 coefficient of the mean loss that matches the inverse penalty ``C``
+        (``y``, the fitted rows' targets, for a loss whose scale depends on them)."""
         raise NotImplementedError
 
     def combine(self, outputs: list[torch.Tensor]) -> torch.Tensor:
@@ -103,7 +104,7 @@ class ClassificationTask(Task):
         w = weight.to(losses.dtype)
         return (losses * w).sum(dim=1) / w.sum(dim=1).clamp_min(1e-12)
 
-    def linear_l2(self, C, weight):
+    def linear_l2(self, C, weight, y=None):
         # scikit-learn minimises C * sum_i w_i loss_i + ||w||^2 / 2 with one weight vector
         # for two classes (K for more); the path has one row per class, and for two
         # classes its optimum has w_1 = -w_0, so the penalty is doubled to match
@@ -140,7 +141,7 @@ class RegressionTask(Task):
         w = weight.to(errors.dtype)
         return (errors * w).sum(dim=1) / w.sum(dim=1).clamp_min(1e-12)
 
-    def linear_l2(self, C, weight):
+    def linear_l2(self, C, weight, y=None):
         # ridge: sum_i w_i (y_i - f_i)^2 + alpha ||w||^2 with alpha = 1 / C, divided by
         # sum_i w_i to match the mean loss
         return 1.0 / (C * float(weight.sum()))

@@ -31,10 +31,11 @@ from .._torch.encoders import EmbeddingEncoder, ModuleEncoder, build_encoder, mo
 from .._torch.losses import contrastive_pairs
 from .._torch.model import MultimodalFusionNet
 from .._torch.tasks import Task
-from .batches import FusionDataset
+from .batches import BatchIterator, FusionDataset
 from .distributed import DistributedContext
 from .ensemble import MemberPlan, TrainedMembers, train_members
 from .plans import member_plans, resolve_ensemble_size
+from .runtime import autocast
 from .sources import FrozenFeatures, ReadLog, predict_outputs, training_dataset
 
 #: Held while a fit draws from torch's global random generator (weights, dropout,
@@ -287,6 +288,31 @@ def predict(
         precision=precision, num_workers=num_workers, on_read_error=on_read_error,
         verbose=verbose, temperatures=temperatures,
     )
+
+
+@torch.no_grad()
+def dataset_outputs(
+    modules: Sequence[torch.nn.Module],
+    task: Task,
+    dataset: FusionDataset,
+    *,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    num_workers: int = 0,
+) -> np.ndarray:
+    """The members' full-input outputs on the rows of a FusionDataset (the training
+    data, already read and preprocessed), combined by ``task``: (n, ...) float64."""
+    for module in modules:
+        module.to(device).eval()
+    parts = []
+    for X, _ in BatchIterator(dataset, batch_size, device=device, num_workers=num_workers):
+        with autocast(device, precision):
+            outputs = [module(X["inputs"], X["present"]).float() for module in modules]
+        parts.append(task.combine(outputs).cpu())
+    if not parts:
+        return np.zeros((0, len(modules)))
+    return torch.cat(parts).numpy()
 
 
 def unreadable_mask(

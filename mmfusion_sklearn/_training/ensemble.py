@@ -266,7 +266,7 @@ def _fit_linear_paths(modules, trains, valids, plans, task_kwargs) -> float:
         for module, (inputs, present, y, weight), valid, size in zip(
             modules, fits, held_out, sizes
         ):
-            l2 = task.linear_l2(C, weight)
+            l2 = task.linear_l2(C, weight, y)
             fit_linear_path(module.linear, inputs, present, y, weight, l2, configurations,
                             unimodal_weight, warm_start=step > 0, task=task)
             states.append((l2, deepcopy(module.linear.state_dict())))

@@ -27,6 +27,7 @@ _SCORE_LABELS = {
     "mean_squared_error": "mean squared error",
     "root_mean_squared_error": "root mean squared error",
     "brier_score": "Brier score",
+    "concordance_index": "concordance index (Harrell's C)",
 }
 
 

@@ -38,8 +38,9 @@ def _score_column(table: pd.DataFrame, score_name: str | None, fixed: tuple[str,
 
 
 def _chance_line(axis: Any, score_name: str, direction: str) -> None:
-    """A dotted line at ROC AUC 0.5 (a model that ranks at random), for ROC AUC only."""
-    if not str(score_name).startswith("roc_auc"):
+    """A dotted line at 0.5 (a model that ranks at random), for ROC AUC and the
+    concordance index only."""
+    if not (str(score_name).startswith("roc_auc") or score_name == "concordance_index"):
         return
     draw = axis.axhline if direction == "h" else axis.axvline
     draw(0.5, color="0.45", linestyle=":", linewidth=1.2, label="chance (0.5)")

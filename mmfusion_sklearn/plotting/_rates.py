@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.utils._param_validation import validate_params
 
 from .._data import MultimodalData
+from .._scoring import _named_scorer
 from ._base import _as_data, _check_y, _default_scoring
 
 #: Missing rates of :func:`missing_rate_report` and :class:`MissingModalityDisplay`.
@@ -172,7 +173,7 @@ def missing_rate_report(
     y = _check_y(data, y)
     rates = _check_missing_rates(missing_rates)
     scoring = _default_scoring(estimator, scoring)
-    scorer = check_scoring(estimator, scoring=scoring)
+    scorer = check_scoring(estimator, scoring=_named_scorer(scoring))
     names = data.modality_names
     presence = data.presence.to_numpy()
     labels = [*names, ALL_MODALITIES]
