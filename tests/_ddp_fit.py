@@ -1,7 +1,7 @@
 """A fit under torchrun, for tests/test_distributed.py (not collected by pytest).
 
 Usage: torchrun --standalone --nproc_per_node=N tests/_ddp_fit.py OUT [--distributed auto]
-[--task regression]
+[--task regression|survival]
 
 Every rank fits the same estimator on the same data (scikit-learn's breast cancer
 table split into two modalities, some rows missing one), predicts the held-out rows and
@@ -22,7 +22,11 @@ import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
-from mmfusion_sklearn import MultimodalFusionClassifier, MultimodalFusionRegressor
+from mmfusion_sklearn import (
+    MultimodalFusionClassifier,
+    MultimodalFusionRegressor,
+    MultimodalFusionSurvivalAnalysis,
+)
 
 
 def cohort(seed: int = 0):
@@ -46,8 +50,17 @@ def estimator(task: str = "classification", **params) -> MultimodalFusionClassif
     """The small, quick configuration the test and the benchmark fit."""
     defaults = dict(embed_dim=32, max_epochs=30, pretrain_epochs=3, patience=5,
                     batch_size=64, random_state=0)
-    cls = MultimodalFusionRegressor if task == "regression" else MultimodalFusionClassifier
+    cls = {"regression": MultimodalFusionRegressor,
+           "survival": MultimodalFusionSurvivalAnalysis}.get(task, MultimodalFusionClassifier)
     return cls(**{**defaults, **params})
+
+
+def survival_target(label: np.ndarray, seed: int) -> np.ndarray:
+    """Censored times whose hazard is three times higher for label 0 (malignant)."""
+    rng = np.random.default_rng(seed)
+    time = rng.exponential(np.where(label == 0, 1.0, 3.0))
+    event = rng.random(len(label)) < 0.7
+    return np.array(list(zip(event, time)), dtype=[("event", bool), ("time", float)])
 
 
 def weights_digest(clf: MultimodalFusionClassifier) -> str:
@@ -66,9 +79,10 @@ def main() -> None:
     parser.add_argument("--distributed", default="auto")
     parser.add_argument("--params", default="{}", help="estimator parameters, JSON")
     parser.add_argument("--task", default="classification",
-                        choices=["classification", "regression"],
+                        choices=["classification", "regression", "survival"],
                         help="regression: the regressor, with the first table column "
-                             "of each row's modalities summed as a continuous target")
+                             "of each row's modalities summed as a continuous target; "
+                             "survival: censored times drawn from the label")
     args = parser.parse_args()
     distributed = {"auto": "auto", "true": True, "false": False}[args.distributed.lower()]
     rank = int(os.environ.get("RANK", "0"))
@@ -76,12 +90,17 @@ def main() -> None:
     if args.task == "regression":  # a continuous target from the same cohort
         y = y + np.nan_to_num(X["means"][:, 0]) / 10.0
         y_test = y_test + np.nan_to_num(X_test["means"][:, 0]) / 10.0
+    elif args.task == "survival":
+        y, y_test = survival_target(y, 1), survival_target(y_test, 2)
     clf = estimator(args.task, distributed=distributed, **json.loads(args.params))
     start = time.perf_counter()
     clf.fit(X, y)
     seconds = time.perf_counter() - start
-    predict = "predict" if args.task == "regression" else "predict_proba"
+    predict = "predict_proba" if args.task == "classification" else "predict"
     proba = getattr(clf, predict)(X_test)
+    if args.task == "survival":  # the curves too, from each rank's baselines
+        proba = np.column_stack([proba, clf.predict_survival_function(X_test,
+                                                                      return_array=True)])
     # nothing of the process group stays in the fitted model
     unpickled = getattr(pickle.loads(pickle.dumps(clf)), predict)(X_test)
     clf.save(args.out / f"model_rank{rank}")

@@ -76,6 +76,21 @@ def test_the_regressor_trains_under_ddp_to_identical_ranks(tmp_path):
     assert type(load(tmp_path / "model_rank0")).__name__ == "MultimodalFusionRegressor"
 
 
+def test_the_survival_model_trains_under_ddp_to_identical_ranks(tmp_path):
+    _torchrun(tmp_path, "--task", "survival", "--params", json.dumps(PARAMS))
+    rank0, rank1 = (dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2))
+    assert int(rank0["world"]) == 2 and len(rank0["pooled"]) > 0
+    assert str(rank0["digest"]) == str(rank1["digest"])
+    # risk scores and survival curves (Breslow baselines fitted on each rank)
+    np.testing.assert_array_equal(rank0["proba"], rank1["proba"])
+    np.testing.assert_array_equal(rank0["pooled"], rank1["pooled"])
+    assert np.isfinite(rank0["proba"]).all() and rank0["proba"].shape[1] > 2
+    from mmfusion_sklearn import load
+
+    loaded = load(tmp_path / "model_rank0")
+    assert type(loaded).__name__ == "MultimodalFusionSurvivalAnalysis"
+
+
 def test_save_writes_on_rank_zero_only_and_loads_alone(ddp_run):
     out, (rank0, _) = ddp_run
     assert (out / "model_rank0" / "model.safetensors").is_file()
