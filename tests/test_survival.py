@@ -103,8 +103,11 @@ def test_survival_functions_are_step_functions_over_the_event_times():
 
 
 def test_curves_mix_the_members_each_with_its_breslow_baseline():
+    # members differing by their seeds only (no held-out rows): each member's baseline
+    # on all training rows, no calibration slope
     X, y, _ = make_survival()
     surv = fast_surv(ensemble_size=3).fit(X, y)
+    assert surv._slope == 1.0
     risks = surv._member_risks(X)
     assert risks.shape == (120, 3)
     assert_allclose(surv.predict(X), risks.mean(axis=1))
@@ -116,6 +119,43 @@ def test_curves_mix_the_members_each_with_its_breslow_baseline():
         expected.append(np.exp(-base[None, :] * np.exp(risks[:, k:k + 1])))
     assert_allclose(surv.predict_survival_function(X, return_array=True),
                     np.mean(expected, axis=0), rtol=1e-6)
+
+
+def test_cross_fitted_members_calibrate_their_curves_on_out_of_fold_scores():
+    from mmfusion_sklearn._torch.survival_calibration import calibration_slope
+
+    X, y, _ = make_survival(n=200, missing=False)
+    X = {"a": X["table"][:, :2], "b": X["table"][:, 2:]}
+    surv = fast_surv(early_stopping=True, max_epochs=10, ensemble_size=4).fit(X, y)
+    # the folds, as the fit drew them (the same seeds)
+    from mmfusion_sklearn._training.batches import FusionDataset  # noqa: F401
+
+    risks = surv._member_risks(X)
+    offsets = risks.mean(axis=0)
+    # rebuild the out-of-fold scores from the members' held-out rows
+    plans = surv._member_plans(y["event"].astype(np.int64),
+                               *_split_seeds(surv.random_state))
+    out_of_fold = np.zeros(200)
+    for k, plan in enumerate(plans):
+        rows = plan.valid_index.numpy()
+        out_of_fold[rows] = risks[rows, k] - offsets[k]
+    slope = calibration_slope(out_of_fold, y["time"], y["event"])
+    assert surv._slope == pytest.approx(slope, rel=1e-5) and 0 < slope
+    times, base = breslow_baseline(slope * out_of_fold, y["time"], y["event"])
+    expected = np.mean([np.exp(-base[None, :] * np.exp(slope * (risks[:, k:k + 1]
+                                                                  - offsets[k])))
+                        for k in range(4)], axis=0)
+    assert_allclose(surv.predict_survival_function(X, return_array=True), expected,
+                    rtol=1e-5)
+
+
+def _split_seeds(random_state):
+    """The split seed and RandomState that ``fit`` hands to ``_member_plans``."""
+    from sklearn.utils import check_random_state
+
+    rng = check_random_state(random_state)
+    split_seed, _ = rng.randint(np.iinfo(np.int32).max, size=2)
+    return int(split_seed), rng
 
 
 def test_one_member_matches_a_cox_model_with_breslows_baseline():
@@ -317,6 +357,7 @@ def test_save_load_and_pickle_give_identical_outputs(tmp_path):
     (lambda s: s["cum_baseline"][0].__setitem__(0, -1.0), "finite cumulative hazards > 0"),
     (lambda s: s["cum_baseline"][1].reverse(), "non-decreasing"),
     (lambda s: s.update(max_time=0.0), "at least the last event time"),
+    (lambda s: s.update(slope=-0.5), "slope.*>= 0"),
     (lambda s: s.pop("max_time"), "survival"),
 ])
 def test_a_damaged_baseline_is_refused(tmp_path, damage, match):

@@ -361,3 +361,26 @@ def test_survival_task_interface():
         SurvivalTask("exact")
     with pytest.raises(ValueError, match="ties"):
         cox_partial_likelihood(torch.zeros(2), torch.zeros(2), torch.ones(2), ties="exact")
+
+
+def test_calibration_slope_is_a_one_variable_cox_fit():
+    from mmfusion_sklearn._torch.survival_calibration import calibration_slope
+
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=400)
+    time = np.round(rng.exponential(np.exp(-signal)), 1)  # ties
+    event = rng.random(400) < 0.6
+    weight = rng.uniform(0.5, 2.0, 400)
+    slope = calibration_slope(3 * signal, time, event)
+    assert 0.25 < slope < 0.45  # scores three times too spread: about 1/3
+    assert calibration_slope(-signal, time, event) == 0.0  # anti-predictive
+    assert calibration_slope(signal, time, np.zeros(400, bool)) == 1.0  # no event
+    assert calibration_slope(np.ones(400), time, event) == 1.0  # no spread
+    # weights count, and only their ratios matter
+    weighted = calibration_slope(signal, time, event, weight)
+    assert weighted != pytest.approx(calibration_slope(signal, time, event), abs=1e-6)
+    assert calibration_slope(signal, time, event, 10 * weight) == pytest.approx(weighted)
+    sksurv_linear = pytest.importorskip("sksurv.linear_model")
+    y = np.array(list(zip(event, time)), dtype=[("e", bool), ("t", float)])
+    theirs = sksurv_linear.CoxPHSurvivalAnalysis(ties="efron").fit((3 * signal)[:, None], y)
+    assert slope == pytest.approx(float(theirs.coef_[0]), rel=1e-6)

@@ -18,6 +18,7 @@ from .._torch.discrete_survival import (
     survival_at,
 )
 from .._torch.survival import SurvivalTask, breslow_baseline, concordance_index
+from .._torch.survival_calibration import calibration_slope
 from .._training import engine
 from .._training.batches import FusionDataset
 from . import _docs
@@ -117,8 +118,12 @@ class MultimodalFusionSurvivalAnalysis(BaseMultimodalFusion):
     outcomes, the scikit-survival way. The head's one output is a log-hazard ratio
     trained on the negative log partial likelihood of Cox's model (Efron's ties,
     DeepSurv); the linear path is a ridge Cox model fitted first. After training, a
-    Breslow baseline hazard is fitted per member on all training rows, which turns
-    risk scores into survival curves; the members' curves are averaged.
+    Breslow baseline hazard turns risk scores into survival curves; the members'
+    curves are averaged. Cross-fitted members (the default for tables and embeddings)
+    score every training row once without having trained on it: those out-of-fold
+    scores give a calibration slope, which shrinks the scores that the curves use as
+    much as they were too spread on new patients, and the baseline. Otherwise each
+    member's baseline is fitted on all training rows.
 
     ``y`` is a structured array of two fields read by position, as scikit-survival
     makes it (``sksurv.util.Surv.from_arrays(event, time)``): the event indicator
@@ -141,8 +146,10 @@ class MultimodalFusionSurvivalAnalysis(BaseMultimodalFusion):
     -----
     ``predict`` returns the members' mean risk score (higher: an earlier event), the
     quantity Harrell's concordance index (``score``) ranks. Survival functions are the
-    mean over members of :math:`S_k(t \\mid x) = \\exp(-H_{{0,k}}(t)\\, e^{{r_k(x)}})`, and
-    the cumulative hazard is :math:`-\\log` of that mean.
+    mean over members of
+    :math:`S_k(t \\mid x) = \\exp(-H_{{0,k}}(t)\\, e^{{b\\, r_k(x)}})` (b the calibration
+    slope, 1 without cross-fitting), and the cumulative hazard is :math:`-\\log` of
+    that mean.
 
     Examples
     --------
@@ -265,11 +272,12 @@ class MultimodalFusionSurvivalAnalysis(BaseMultimodalFusion):
         return SurvivalTask(ties="efron")
 
     def _after_training(self, dataset: FusionDataset, plans: list) -> None:
-        """A Breslow baseline hazard per member, on every training row (Cox); the
-        event times (both losses)."""
+        """The event times (both losses); for Cox, the members' baselines."""
+        event, time = self.__dict__.pop("_fit_target")
+        weight = dataset.weight.numpy()  # 0 for a row whose every file was unreadable
+        self._slope = 1.0
         if self.loss == "discrete":
-            event, time = self.__dict__.pop("_fit_target")
-            self.unique_times_ = np.unique(time[event & (dataset.weight.numpy() > 0)])
+            self.unique_times_ = np.unique(time[event & (weight > 0)])
             self._cum_baselines = None
             return
         risks = engine.dataset_outputs(
@@ -277,28 +285,52 @@ class MultimodalFusionSurvivalAnalysis(BaseMultimodalFusion):
             batch_size=max(self.batch_size, 256), device=self.device_,
             precision=self.precision, num_workers=self.num_workers,
         )
-        event, time = self.__dict__.pop("_fit_target")
-        weight = dataset.weight.numpy()  # 0 for a row whose every file was unreadable
-        baselines = [breslow_baseline(risks[:, k], time, event, weight)
-                     for k in range(risks.shape[1])]
-        times = baselines[0][0]
-        if len(times) == 0:
+        if not (weight[event] > 0).any():
             raise ValueError(
                 "No sample with an event kept a readable modality (every event row lost "
                 "its files, see the warning): the baseline hazard cannot be estimated."
             )
+        held_out = [None if p.valid_index is None else p.valid_index.numpy() for p in plans]
+        covered = np.zeros(len(time), dtype=bool)
+        for rows in held_out:
+            if rows is not None:
+                covered[rows] = True
+        if len(plans) > 1 and covered[weight > 0].all():
+            self._calibrated_baselines(risks, held_out, time, event, weight)
+        else:
+            # no row held out of every member: each member's baseline on all rows
+            baselines = [breslow_baseline(risks[:, k], time, event, weight)
+                         for k in range(risks.shape[1])]
+            self.unique_times_ = baselines[0][0]
+            self._cum_baselines = np.stack([b[1] for b in baselines])
+
+    def _calibrated_baselines(self, risks: np.ndarray, held_out: list, time: np.ndarray,
+                              event: np.ndarray, weight: np.ndarray) -> None:
+        """Cross-fitted members: the calibration slope and one Breslow baseline on the
+        out-of-fold risk scores (each row scored by the member that held it out)."""
+        positive = weight > 0
+        # a Cox risk has an arbitrary offset per member: centre each on the cohort
+        offsets = np.average(risks[positive], axis=0, weights=weight[positive])
+        out_of_fold = np.zeros(len(time))
+        for k, rows in enumerate(held_out):
+            out_of_fold[rows] = risks[rows, k] - offsets[k]
+        slope = calibration_slope(out_of_fold, time, event, weight)
+        times, base = breslow_baseline(slope * out_of_fold, time, event, weight)
         self.unique_times_ = times
-        self._cum_baselines = np.stack([b[1] for b in baselines])
+        self._slope = slope
+        # member k's curve: exp(-H0(t) exp(slope * (r_k(x) - offset_k)))
+        self._cum_baselines = base[None, :] * np.exp(-slope * offsets)[:, None]
 
     def _target_config(self) -> dict[str, Any]:
         model = ({"cuts": list(self._cuts)} if self._cuts is not None
-                 else {"cum_baseline": self._cum_baselines.tolist()})
+                 else {"cum_baseline": self._cum_baselines.tolist(), "slope": self._slope})
         return {"survival": {"unique_times": self.unique_times_.tolist(), **model,
                              "max_time": self._max_time}}
 
     def _set_target_config(self, state: dict[str, Any]) -> None:
         self.unique_times_ = state["unique_times"]
         self._cum_baselines = state.get("cum_baseline")
+        self._slope = state.get("slope", 1.0)
         self._cuts = state.get("cuts")
         self._max_time = state["max_time"]
 
@@ -333,8 +365,8 @@ class MultimodalFusionSurvivalAnalysis(BaseMultimodalFusion):
             curves = survival_at(self._predict_outputs(X), self._cuts, self.unique_times_)
             with np.errstate(divide="ignore"):
                 return np.log(curves)
-        risks = self._member_risks(X)
-        # -H_k(t | x) = -H0_k(t) exp(r_k(x)), per member k, sample and time
+        risks = self._slope * self._member_risks(X)
+        # -H_k(t | x) = -H0_k(t) exp(slope r_k(x)), per member k, sample and time
         minus_hazards = -np.exp(risks.T[:, :, None]) * self._cum_baselines[:, None, :]
         return logsumexp(minus_hazards, axis=0) - np.log(len(self._cum_baselines))
 

@@ -470,14 +470,14 @@ def _target(config: dict[str, Any], cls: type, path: Path) -> dict[str, Any]:
 
 def _survival(survival: Any, ensemble_size: Any, loss: Any, path: Path) -> dict[str, Any]:
     """A survival model's event times, last training time and either its baseline
-    cumulative hazards (``loss="cox"``: one row per member, as
+    cumulative hazards and calibration slope (``loss="cox"``: one row per member, as
     :func:`breslow_baseline` makes them) or its interval edges (``loss="discrete"``)."""
-    model = "cuts" if loss == "discrete" else "cum_baseline"
-    shape = ("[...]" if model == "cuts" else "[[...], ...]")
-    if not _is(survival, dict) or set(survival) != {"unique_times", model, "max_time"}:
-        raise invalid(path, "survival", f"must be {{'unique_times': [...], '{model}': "
-                      f"{shape}, 'max_time': number}} for loss={loss!r}; got "
-                      f"{_short(survival)}.")
+    keys = {"cuts"} if loss == "discrete" else {"cum_baseline", "slope"}
+    shape = ("'cuts': [...]" if loss == "discrete"
+             else "'cum_baseline': [[...], ...], 'slope': number")
+    if not _is(survival, dict) or set(survival) != {"unique_times", *keys, "max_time"}:
+        raise invalid(path, "survival", f"must be {{'unique_times': [...], {shape}, "
+                      f"'max_time': number}} for loss={loss!r}; got {_short(survival)}.")
     times, max_time = survival["unique_times"], survival["max_time"]
     field = "survival.unique_times"
     if not _is(times, list) or not times or not all(
@@ -491,7 +491,7 @@ def _survival(survival: Any, ensemble_size: Any, loss: Any, path: Path) -> dict[
         raise invalid(path, "survival.max_time", "must be a finite number at least the "
                       f"last event time {times[-1]!r}; got {_short(max_time)}.")
     out = {"unique_times": times, "max_time": float(max_time)}
-    if model == "cuts":
+    if loss == "discrete":
         cuts = survival["cuts"]
         if not _is(cuts, list) or len(cuts) < 2 or not all(
                 _number(c) and math.isfinite(c) for c in cuts) or cuts[0] != 0 or not (
@@ -512,7 +512,11 @@ def _survival(survival: Any, ensemble_size: Any, loss: Any, path: Path) -> dict[
     if not (np.diff(base, axis=1) >= 0).all():
         raise invalid(path, field, "must be non-decreasing over time (a cumulative "
                       "hazard).")
-    return {**out, "cum_baseline": base}
+    slope = survival["slope"]
+    if not (_number(slope) and math.isfinite(slope) and slope >= 0):
+        raise invalid(path, "survival.slope", f"must be a finite number >= 0; got "
+                      f"{_short(slope)}.")
+    return {**out, "cum_baseline": base, "slope": float(slope)}
 
 
 def _classes(classes: list, dtype_text: str, path: Path) -> np.ndarray:
