@@ -394,7 +394,7 @@ class MultimodalFusionSurvivalAnalysis(BaseMultimodalFusion):
             functions (``.x`` the times, ``.y`` the values, callable on times from 0
             to the last training time; 1 before the first event time), the interface
             of scikit-survival's ``StepFunction``. ``return_array=True``: a float
-            array of shape (n_samples, len(unique_times_)).
+            array of shape ``(n_samples, len(unique_times_))``.
         """
         check_return_array(return_array)
         survival = np.exp(self._log_survival(X))
