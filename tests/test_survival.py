@@ -495,3 +495,18 @@ def test_the_discrete_loss_stops_early_on_its_held_out_loss():
     X, y, _ = make_survival()
     surv = fast_surv(loss="discrete", early_stopping=True, max_epochs=3).fit(X, y)
     assert np.isfinite(surv.history_["pooled_valid_discrete_loss"]).all()
+
+
+def test_parameters_are_validated_and_the_estimator_clones():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y, _ = make_survival()
+    with pytest.raises(InvalidParameterError, match="'loss' parameter"):
+        fast_surv(loss="exact").fit(X, y)
+    surv = fast_surv(loss="discrete", contrastive="fused")
+    params = clone(surv).get_params()
+    assert params["loss"] == "discrete" and params["contrastive"] == "fused"
+    assert MultimodalFusionSurvivalAnalysis().get_params()["contrastive"] is None
+    # the shared parameters are the regressor's, plus loss
+    assert set(MultimodalFusionSurvivalAnalysis().get_params()) == set(
+        MultimodalFusionRegressor().get_params()) | {"loss"}
