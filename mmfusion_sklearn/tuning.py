@@ -6,9 +6,10 @@ parameters, usable as ``param_distributions`` of optuna-integration's
 trial; :func:`tune` runs a whole study: cross-validated trials that report the
 held-out loss epoch by epoch (so Optuna's pruners stop poor trials early),
 stored in SQLite by default (calling again resumes the study), and the best
-parameters refitted on all the data. It is one module (about 590 lines) because the
+parameters refitted on all the data. It is one module (about 760 lines) because the
 search space, the pruning callback and the study's bookkeeping (storage, resuming,
-the fingerprint that refuses other data) are one feature that users read together.
+heartbeats, a lost database, the fingerprint that refuses other data) are one feature
+that users read together.
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from optuna.storages import RDBStorage
 from sklearn.base import clone, is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
@@ -52,6 +58,14 @@ DEFAULT_STORAGE = "sqlite:///mmfusion_sklearn_tuning.db"
 DEFAULT_STUDY_NAME = "mmfusion_sklearn"
 #: What a study records about its data, so that resuming it with other data is refused.
 _FINGERPRINT_KEY = "mmfusion_sklearn_data"
+#: A storage URL opens with Optuna's heartbeats: each running trial records one every
+#: _HEARTBEAT_INTERVAL seconds; a RUNNING trial whose last one is older than
+#: _GRACE_PERIOD seconds (its process was killed, or lost the database) is marked failed
+#: before the next trial of any worker starts, and run again with its parameters, at
+#: most _MAX_RETRY times. A live trial misses four heartbeats before it counts as stale.
+_HEARTBEAT_INTERVAL = 30
+_GRACE_PERIOD = 120
+_MAX_RETRY = 1
 
 
 def default_search_space() -> dict[str, Any]:
@@ -311,7 +325,10 @@ def tune(
         shared file system) and one ``study_name`` share the study; workers that
         start together on an empty database retry while another creates Optuna's
         tables. Each trial records the host and process that ran it (user attribute
-        ``worker``).
+        ``worker``). A URL opens with Optuna's heartbeats: a trial that has recorded
+        none for 120 seconds (its process was killed, or lost the database) is marked
+        failed before the next trial starts and run again once with its parameters;
+        live workers' trials are left alone. A storage object keeps its own settings.
     study_name : str, default=None
         The study to create or resume; None is :data:`DEFAULT_STUDY_NAME`. A study
         that holds trials for other data (values, samples, modalities, classes,
@@ -346,6 +363,14 @@ def tune(
     -------
     TuningResult
         ``study``, ``best_params_``, ``best_score_``, ``best_estimator_``.
+
+    Raises
+    ------
+    ConnectionError
+        The database of ``storage`` could not be reached, or went away mid-study (the
+        message names it, its password masked). The study keeps its finished trials:
+        call ``tune`` again with the same ``storage`` and ``study_name`` once the
+        database is back to resume it.
 
     Examples
     --------
@@ -406,30 +431,6 @@ def tune(
         splitter = check_cv(cv, y, classifier=classifier)
         folds = list(splitter.split(np.zeros((n, 1)), y))
 
-    study = optuna.create_study(
-        storage=_open_storage(DEFAULT_STORAGE if storage is None else storage),
-        study_name=DEFAULT_STUDY_NAME if study_name is None else study_name,
-        sampler=sampler,
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
-        if pruner is None else pruner,
-        direction="maximize", load_if_exists=True,
-    )
-    if sampler is None:
-        # a resumed study goes on from its trials: the same seed would replay them
-        seed = None if random_state is None else int(
-            (int(random_state) * 1_000_003 + len(study.get_trials(deepcopy=False)))
-            % (2**32))
-        study.sampler = optuna.samplers.TPESampler(seed=seed)
-    _check_fingerprint(study, {
-        "n_samples": int(n),
-        "classes": [str(c) for c in np.unique(y)] if classifier else (
-            "survival" if survival else "continuous"),
-        "modalities": _modality_names(data), "scoring": str(scoring),
-        "n_folds": len(folds), "estimator": type(estimator).__name__,
-        # other data of the same shape, another base estimator, another splitter
-        "data": _digest(data, y), "folds": _digest_folds(folds),
-        "fixed_params": _fixed_params(estimator, space),
-    })
     workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
     # epoch-level reports need held-out rows and a callbacks parameter to carry them
     params = estimator.get_params(deep=False)
@@ -456,23 +457,49 @@ def tune(
         trial.set_user_attr("cv_scores", scores)
         return float(np.mean(scores))
 
-    finished = (TrialState.COMPLETE, TrialState.PRUNED)
-    remaining = n_trials - len(study.get_trials(deepcopy=False, states=finished))
-    if remaining > 0:
-        # one process-wide thread count while trials run in threads
-        share = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-        with torch_threads(share):
-            study.optimize(
-                objective, n_trials=remaining, timeout=timeout, n_jobs=workers,
-                catch=(TrainingDivergedError,),
-                callbacks=[MaxTrialsCallback(n_trials, states=finished)],
-            )
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        raise RuntimeError(
-            f"No trial of study {study.study_name!r} completed (each was pruned or "
-            "failed); see result.study.trials for their states and errors."
+    storage = DEFAULT_STORAGE if storage is None else storage
+    study_name = DEFAULT_STUDY_NAME if study_name is None else study_name
+    with _storage_errors(storage, study_name):
+        study = optuna.create_study(
+            storage=_open_storage(storage), study_name=study_name,
+            sampler=sampler,
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
+            if pruner is None else pruner,
+            direction="maximize", load_if_exists=True,
         )
-    best = study.best_trial
+        if sampler is None:
+            # a resumed study goes on from its trials: the same seed would replay them
+            seed = None if random_state is None else int(
+                (int(random_state) * 1_000_003 + len(study.get_trials(deepcopy=False)))
+                % (2**32))
+            study.sampler = optuna.samplers.TPESampler(seed=seed)
+        _check_fingerprint(study, {
+            "n_samples": int(n),
+            "classes": [str(c) for c in np.unique(y)] if classifier else (
+                "survival" if survival else "continuous"),
+            "modalities": _modality_names(data), "scoring": str(scoring),
+            "n_folds": len(folds), "estimator": type(estimator).__name__,
+            # other data of the same shape, another base estimator, another splitter
+            "data": _digest(data, y), "folds": _digest_folds(folds),
+            "fixed_params": _fixed_params(estimator, space),
+        })
+        finished = (TrialState.COMPLETE, TrialState.PRUNED)
+        remaining = n_trials - len(study.get_trials(deepcopy=False, states=finished))
+        if remaining > 0:
+            # one process-wide thread count while trials run in threads
+            share = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+            with torch_threads(share):
+                study.optimize(
+                    objective, n_trials=remaining, timeout=timeout, n_jobs=workers,
+                    catch=(TrainingDivergedError,),
+                    callbacks=[MaxTrialsCallback(n_trials, states=finished)],
+                )
+        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            raise RuntimeError(
+                f"No trial of study {study.study_name!r} completed (each was pruned or "
+                "failed); see result.study.trials for their states and errors."
+            )
+        best = study.best_trial  # the last reads of the storage
     best_estimator = None
     if refit:
         best_estimator = clone(estimator).set_params(**best.params).fit(X, y)
@@ -481,11 +508,13 @@ def tune(
 
 
 def _open_storage(storage: Any, attempts: int = 5) -> Any:
-    """An Optuna storage from a URL, retried while other workers create its tables.
+    """An Optuna storage from a URL, with heartbeats, retried while others create its tables.
 
     Workers started together on an empty database all create Optuna's tables; on
     PostgreSQL the losers of that race fail (a duplicate type or table) where they
-    would find the tables a moment later. Storage objects are returned as they are.
+    would find the tables a moment later. A URL opens as a :class:`_HeartbeatStorage`
+    (see ``_HEARTBEAT_INTERVAL``); storage objects are returned as they are, with the
+    heartbeat settings they were made with.
     """
     import optuna
 
@@ -499,12 +528,142 @@ def _open_storage(storage: Any, attempts: int = 5) -> Any:
     rng = np.random.default_rng()
     for attempt in range(attempts):
         try:
-            return optuna.storages.get_storage(storage)
+            # wrapped as optuna wraps a URL (a cache of this process's own trials)
+            return optuna.storages.get_storage(_HeartbeatStorage.open(storage))
         except (IntegrityError, ProgrammingError):
             if attempt == attempts - 1:
                 raise
             time.sleep(float(rng.uniform(0.1, 0.5)) * (attempt + 1))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _HeartbeatStorage(RDBStorage):
+    """Optuna's RDBStorage whose heartbeats outlive a lost connection.
+
+    Optuna records a running trial's heartbeat from a thread that ends at the first
+    failed write: after a database restart, a trial that is still training would record
+    none and be failed as stale by the other workers, then fail again when it reports
+    its result. Here a failed heartbeat is skipped and the next one is tried an
+    interval later, so only trials whose process is gone (or still cut off) go stale.
+    Connections to a database server are tested before use.
+    """
+
+    @classmethod
+    def open(cls, url: str) -> _HeartbeatStorage:
+        """The storage of ``url`` with tune's heartbeat interval, grace period and retry.
+
+        Parameters
+        ----------
+        url : str
+            An SQLAlchemy URL.
+
+        Returns
+        -------
+        _HeartbeatStorage
+        """
+        import optuna
+
+        storages = optuna.storages
+        # optuna >= 4.9 renamed the callback and its keyword; 3.6 has only the old names
+        retry = getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
+        keyword = "heartbeat_stale_trial_callback"
+        if retry is None:
+            retry, keyword = storages.RetryFailedTrialCallback, "failed_trial_callback"
+        # a database server's restart leaves dead connections in the pool: each is
+        # tested before use (Optuna does so for MySQL only), so a worker whose next
+        # write comes after the restart carries on
+        engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls(url, engine_kwargs=engine, heartbeat_interval=_HEARTBEAT_INTERVAL,
+                       grace_period=_GRACE_PERIOD, **{keyword: retry(max_retry=_MAX_RETRY)})
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Record the trial's heartbeat; skip it while the database cannot be reached.
+
+        Parameters
+        ----------
+        trial_id : int
+            The trial's id in the storage.
+        """
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as exc:
+            if _storage_failure(exc) is None:
+                raise
+
+
+def _storage_failure(exc: BaseException) -> BaseException | None:
+    """The database error behind ``exc`` when the storage was lost, else None.
+
+    Looks through the chain of causes and contexts: Optuna raises something else on
+    top, an ``UnboundLocalError`` from the clean-up of its ``_run_trial`` when it can
+    neither record the failed trial nor read it back (optuna/optuna#5280, seen with
+    optuna 5.1).
+    """
+    try:
+        from sqlalchemy import exc as sa
+    except ImportError:  # pragma: no cover (a dependency of optuna)
+        return None
+    lost = (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError, sa.TimeoutError)
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, lost) or (isinstance(exc, sa.DBAPIError)
+                                     and exc.connection_invalidated):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _storage_label(storage: Any) -> str:
+    """The storage as a user recognises it: its URL with any password masked."""
+    url = storage if isinstance(storage, str) else getattr(
+        storage, "url", getattr(getattr(storage, "_backend", None), "url", None))
+    if not isinstance(url, str):
+        return type(storage).__name__
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        parsed = parsed.set(query={key: "***" if "pass" in key.lower() else value
+                                   for key, value in parsed.query.items()})
+        return parsed.render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy URL: mask user:password@ by hand
+        return re.sub(r"(://[^/@:]*:)[^@]*@", r"\1***@", url)
+
+
+@contextmanager
+def _storage_errors(storage: Any, study_name: str) -> Iterator[None]:
+    """Turn a database lost mid-study into a ``ConnectionError`` that says how to resume.
+
+    Optuna cannot record the running trial as failed when its database is gone, and
+    raised an ``UnboundLocalError`` of its own; the trial stays RUNNING in the database
+    until heartbeats fail it (a URL storage, see ``_HEARTBEAT_INTERVAL``). Other
+    errors, a Ctrl-C and a diverging trial pass unchanged.
+    """
+    try:
+        yield
+    except Exception as exc:
+        lost = _storage_failure(exc)
+        if lost is None:
+            raise
+        reason = str(lost).strip().splitlines()[0] if str(lost).strip() else repr(lost)
+        if isinstance(storage, str):
+            stale = (f"a trial this call left running is marked failed and run again once "
+                     f"its last heartbeat is {_GRACE_PERIOD} s old")
+        elif getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+            stale = ("a trial this call left running is marked failed once its heartbeat "
+                     "is older than this storage's grace period")
+        else:
+            stale = ("a trial this call left running stays RUNNING: this storage object "
+                     "has no heartbeat_interval")
+        raise ConnectionError(
+            f"The tuning storage {_storage_label(storage)} cannot be reached (study "
+            f"{study_name!r}): {type(lost).__name__}: {reason}. The trials the study "
+            "finished are kept in the database. Once it is back, call tune again with the "
+            f"same storage and study_name={study_name!r} to resume the study; {stale}."
+        ) from lost
 
 
 def postgresql_driver_url(url: str) -> str:
