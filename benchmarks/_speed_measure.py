@@ -260,8 +260,9 @@ class Result:
     method : str
         ``"ours"``, ``"ours+linear"``, ``"raw"`` or ``"skorch"``.
     objective : str
-        ``"none"`` or ``"simultaneous"`` (the classifier's modality dropout), or
-        ``"regressor"`` (the regressor, no modality dropout).
+        The setting: ``"none"`` or ``"simultaneous"`` (the classifier's modality
+        dropout), ``"regressor"`` or ``"survival"`` (those estimators, no modality
+        dropout).
     n : int
         Training (and prediction) samples.
     epochs : int
@@ -271,7 +272,8 @@ class Result:
     epoch : list of PerClock
         Seconds of each epoch.
     predict : PerClock
-        Seconds of ``predict_proba`` on the ``n`` training samples.
+        Seconds of ``predict_proba`` (the regressor's and the survival model's
+        ``predict``) on the ``n`` training samples.
     fit_peak_mib : float
         Peak RSS during fit.
     fit_start_mib : float
@@ -391,7 +393,7 @@ def measure(
     method : str
         ``"ours"``, ``"ours+linear"``, ``"raw"`` or ``"skorch"``.
     objective : str
-        ``"none"``, ``"simultaneous"`` or ``"regressor"``.
+        ``"none"``, ``"simultaneous"``, ``"regressor"`` or ``"survival"``.
     n : int
         Samples that ``fit`` trains on and ``predict_proba`` predicts.
     epochs : int
@@ -402,7 +404,8 @@ def measure(
         Trains; its return value is ignored.
     predict_proba : callable
         Predicts the training samples; returns probabilities of shape (n, outputs)
-        (a regressor's ``predict``: values of shape (n,)).
+        (the regressor's and the survival model's ``predict``: values, or risk scores,
+        of shape (n,)).
     outputs : int or None, default=10
         Columns of the prediction; None for one value per sample.
 

@@ -4,24 +4,32 @@ Each runner trains once and predicts the training samples once, measured by
 :func:`~benchmarks._speed_measure.measure`:
 
 ``ours``
-    :class:`~mmfusion_sklearn.MultimodalFusionClassifier` end to end from the
-    user's numpy arrays; with the setting :data:`REGRESSOR`,
-    :class:`~mmfusion_sklearn.MultimodalFusionRegressor` on a continuous target.
+    One of our estimators end to end from the user's numpy arrays:
+    :class:`~mmfusion_sklearn.MultimodalFusionClassifier`, or with the setting
+    :data:`REGRESSOR` :class:`~mmfusion_sklearn.MultimodalFusionRegressor` on a
+    continuous target, or with :data:`SURVIVAL`
+    :class:`~mmfusion_sklearn.MultimodalFusionSurvivalAnalysis` on a censored time to
+    event.
 ``raw``
     A hand-written PyTorch loop training the identical module on the
-    estimator's own preprocessed in-memory tensors (cross-entropy for the
-    classifier, squared error on the standardised target for the regressor).
+    estimator's own preprocessed in-memory tensors, with its task's loss written
+    out (cross-entropy, squared error on the standardised target, Cox's partial
+    likelihood with Efron's ties).
 ``skorch``
     A plain :class:`skorch.NeuralNetClassifier` on that module, fed by skorch's
     default ``DataLoader``.
 
 The second item of every :data:`METHODS` entry is the *setting*: the classifier's
-``modality_dropout`` (``"none"`` or ``"simultaneous"``), or :data:`REGRESSOR`.
+``modality_dropout`` (``"none"`` or ``"simultaneous"``), :data:`REGRESSOR` or
+:data:`SURVIVAL`. A setting belongs to one :class:`BenchTask` (:func:`task_of`), which
+holds everything that differs between the estimators: the class, the target, the
+prediction method, the raw loop's loss and how raw turns the network's outputs into
+predictions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,44 +47,291 @@ MODALITIES = {"image": "image", "table": "tabular"}
 #: The setting of the regressor rows: :class:`~mmfusion_sklearn.MultimodalFusionRegressor`
 #: with ``modality_dropout="none"`` (plain squared error on the standardised target).
 REGRESSOR = "regressor"
+#: The setting of the survival rows:
+#: :class:`~mmfusion_sklearn.MultimodalFusionSurvivalAnalysis` with
+#: ``modality_dropout="none"`` (Cox's partial likelihood, Efron's ties).
+SURVIVAL = "survival"
 METHODS = (("ours", "none"), ("raw", "none"), ("skorch", "none"),
            ("ours", "simultaneous"), ("raw", "simultaneous"),
            ("ours+linear", "simultaneous"),
-           ("ours", REGRESSOR), ("raw", REGRESSOR))
+           ("ours", REGRESSOR), ("raw", REGRESSOR),
+           ("ours", SURVIVAL), ("raw", SURVIVAL))
 #: ``ours+linear`` = ours with its default linear path on: not the network the raw loop
 #: trains, so it is compared with ``ours`` (its extra cost is reported as a ratio).
 
 
 # ---------------------------------------------------------------------------
-# ours
+# the tasks
 # ---------------------------------------------------------------------------
-def is_regressor(setting: str) -> bool:
-    """Whether a setting (the second item of a :data:`METHODS` entry) is the regressor.
+class BenchTask:
+    """What differs between the estimators that the benchmark compares with the raw loop.
+
+    The runners never ask which task they run; they call these methods. A task's
+    settings other than the classifier's run with ``modality_dropout="none"``.
+
+    Attributes
+    ----------
+    name : str
+        ``"classifier"``, ``"regressor"`` or ``"survival"``.
+    estimator : str
+        The estimator's class in :mod:`mmfusion_sklearn`.
+    settings : tuple of str
+        The settings (second items of :data:`METHODS`) of the task.
+    ratio_target : float
+        Target of the time ratio ours / raw loop (whole fit, CPU time).
+    predict_method : str
+        The estimator's method that the prediction rows time.
+    outputs : int or None
+        Columns of that prediction; None for one value per sample.
+    """
+
+    name = "task"
+    estimator = ""
+    settings: tuple[str, ...] = ()
+    ratio_target = 1.15
+    predict_method = "predict"
+    outputs: int | None = None
+
+    def modality_dropout(self, setting: str) -> str:
+        """The estimator's ``modality_dropout`` in a setting of this task.
+
+        Parameters
+        ----------
+        setting : str
+            One of :attr:`settings`.
+
+        Returns
+        -------
+        str
+            ``"none"`` (the classifier: the setting itself).
+        """
+        return "none"
+
+    def y(self, data: BenchData) -> np.ndarray:
+        """The estimator's target, as a user passes it to ``fit``.
+
+        Parameters
+        ----------
+        data : BenchData
+            The data.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            Every sample's target (the runners take the first ``n``).
+        """
+        raise NotImplementedError
+
+    def model_target(self, clf: Any, data: BenchData, n: int
+                     ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The target as the fitted estimator's training loop slices it, and what raw
+        needs besides to predict in the user's units.
+
+        Parameters
+        ----------
+        clf : estimator
+            Fitted on the first ``n`` samples.
+        data : BenchData
+            The data.
+        n : int
+            Samples.
+
+        Returns
+        -------
+        y : Tensor
+            One row per sample.
+        context : dict
+            Passed back to :meth:`predictions` and :meth:`after_training`.
+        """
+        raise NotImplementedError
+
+    def loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task's loss, written out; every sample has every modality and weight 1.
+
+        Parameters
+        ----------
+        outputs : Tensor of shape (B, n_outputs)
+            The network's outputs.
+        y : Tensor
+            The rows of :meth:`model_target` of the batch.
+
+        Returns
+        -------
+        Tensor
+            The scalar loss.
+        """
+        raise NotImplementedError
+
+    def predictions(self, outputs: torch.Tensor, context: dict[str, Any]) -> np.ndarray:
+        """Turn the network's outputs on every sample into what the estimator predicts.
+
+        Parameters
+        ----------
+        outputs : Tensor of shape (n, n_outputs)
+            The network's outputs in evaluation mode.
+        context : dict
+            From :meth:`model_target`.
+
+        Returns
+        -------
+        ndarray
+            Of shape (n, outputs), or (n,) where :attr:`outputs` is None.
+        """
+        raise NotImplementedError
+
+    def after_training(self, module: nn.Module, tensors: Tensors,
+                       context: dict[str, Any]) -> Any:
+        """Work of the estimator's ``fit`` after the epochs, written out for raw.
+
+        Parameters
+        ----------
+        module : MultimodalFusionNet
+            The trained network.
+        tensors : Tensors
+            The training tensors.
+        context : dict
+            From :meth:`model_target`.
+
+        Returns
+        -------
+        object
+            What it fitted (None: nothing to do, the default).
+        """
+        return None
+
+
+class ClassifierTask(BenchTask):
+    """:class:`~mmfusion_sklearn.MultimodalFusionClassifier`: ten classes, the labels
+    ``data.y``, cross-entropy, ``predict_proba``; ``modality_dropout`` is the setting."""
+
+    name = "classifier"
+    estimator = "MultimodalFusionClassifier"
+    settings = ("none", "simultaneous")
+    ratio_target = 1.2
+    predict_method = "predict_proba"
+    outputs = N_CLASSES
+
+    def modality_dropout(self, setting):
+        return setting
+
+    def y(self, data):
+        return data.y
+
+    def model_target(self, clf, data, n):
+        return torch.from_numpy(data.y[:n].astype(np.int64)), {}
+
+    def loss(self, outputs, y):
+        return F.cross_entropy(outputs, y)
+
+    def predictions(self, outputs, context):
+        return torch.softmax(outputs, dim=1).numpy()
+
+
+class RegressorTask(BenchTask):
+    """:class:`~mmfusion_sklearn.MultimodalFusionRegressor`: the target ``data.target``,
+    squared error on it standardised as the regressor's fit standardises it,
+    ``predict`` in the target's units."""
+
+    name = "regressor"
+    estimator = "MultimodalFusionRegressor"
+    settings = (REGRESSOR,)
+
+    def y(self, data):
+        return data.target
+
+    def model_target(self, clf, data, n):
+        # the regressor's fitted (private) mean and scale
+        mean, scale = float(clf._target_mean), float(clf._target_scale)
+        y = ((data.target[:n].astype(np.float64) - mean) / scale).astype(np.float32)
+        return torch.from_numpy(y), {"mean": mean, "scale": scale}
+
+    def loss(self, outputs, y):
+        return F.mse_loss(outputs[:, 0], y)
+
+    def predictions(self, outputs, context):
+        return outputs[:, 0].double().numpy() * context["scale"] + context["mean"]
+
+
+class SurvivalAnalysisTask(BenchTask):
+    """:class:`~mmfusion_sklearn.MultimodalFusionSurvivalAnalysis`: the structured target
+    ``data.survival``, Cox's partial likelihood with Efron's ties on (dense rank of the
+    time, event), ``predict`` = risk scores; after the epochs, as the estimator's fit,
+    a Breslow baseline hazard on every training row's risk score."""
+
+    name = "survival"
+    estimator = "MultimodalFusionSurvivalAnalysis"
+    settings = (SURVIVAL,)
+
+    def y(self, data):
+        return data.survival
+
+    def model_target(self, clf, data, n):
+        event = data.survival["event"][:n].astype(bool)
+        time = data.survival["time"][:n].astype(np.float64)
+        # the Cox loss depends on the order of the times only: their dense ranks, as
+        # the estimator trains on them (exact in float32)
+        rank = np.unique(time, return_inverse=True)[1].reshape(-1)
+        y = torch.from_numpy(np.stack([rank, event], axis=1).astype(np.float32))
+        return y, {"time": time, "event": event}
+
+    def loss(self, outputs, y):
+        from mmfusion_sklearn._torch.survival import cox_partial_likelihood
+
+        return cox_partial_likelihood(outputs[:, 0], y[:, 0], y[:, 1], ties="efron")
+
+    def predictions(self, outputs, context):
+        return outputs[:, 0].double().numpy()
+
+    def after_training(self, module, tensors, context):
+        """Breslow's cumulative baseline hazard on the trained network's risk scores of
+        every training row (the estimator's fit does the same per member)."""
+        from mmfusion_sklearn._torch.survival import breslow_baseline
+
+        risk = _raw_outputs(module, tensors)[:, 0]
+        return breslow_baseline(risk, context["time"], context["event"])
+
+
+#: The tasks, in the order of their rows.
+TASKS = (ClassifierTask(), RegressorTask(), SurvivalAnalysisTask())
+
+
+def task_of(setting: str) -> BenchTask:
+    """The task of a setting (the second item of a :data:`METHODS` entry).
 
     Parameters
     ----------
     setting : str
-        ``"none"``, ``"simultaneous"`` or :data:`REGRESSOR`.
+        ``"none"``, ``"simultaneous"``, :data:`REGRESSOR` or :data:`SURVIVAL`.
 
     Returns
     -------
-    bool
+    BenchTask
     """
-    return setting == REGRESSOR
+    for task in TASKS:
+        if setting in task.settings:
+            return task
+    raise ValueError(
+        f"Unknown setting {setting!r}; expected one of "
+        f"{[s for t in TASKS for s in t.settings]}."
+    )
 
 
+# ---------------------------------------------------------------------------
+# ours
+# ---------------------------------------------------------------------------
 def _probed_estimator(log: EpochLog, setting: str, **params: Any) -> Any:
-    """Our estimator with :meth:`EpochLog.callback` as its (public) ``callbacks``.
+    """Our estimator of the setting's task with :meth:`EpochLog.callback` as its
+    (public) ``callbacks``.
 
     The estimator hands its ``callbacks`` to the task stage's net of every member (a
     deep copy each: the probe's class closes over ``log``, so the copy records into the
     same log); skorch notifies them after its own default callbacks, at the start and
     the end of every epoch. Nothing of the estimator is overridden.
     """
-    from mmfusion_sklearn import MultimodalFusionClassifier, MultimodalFusionRegressor
+    import mmfusion_sklearn
 
     _preload_callback_checks()
-    cls = MultimodalFusionRegressor if is_regressor(setting) else MultimodalFusionClassifier
+    cls = getattr(mmfusion_sklearn, task_of(setting).estimator)
     return cls(**params, callbacks=[("epoch_probe", log.callback())])
 
 
@@ -95,9 +350,9 @@ def ours_params(objective: str, epochs: int, seed: int) -> dict[str, Any]:
 
     Parameters
     ----------
-    objective : {"none", "simultaneous", "regressor"}
-        ``modality_dropout`` of the classifier; ``"regressor"`` is the regressor
-        with ``modality_dropout="none"``.
+    objective : {"none", "simultaneous", "regressor", "survival"}
+        ``modality_dropout`` of the classifier; ``"regressor"`` and ``"survival"`` are
+        those estimators with ``modality_dropout="none"``.
     epochs : int
         ``max_epochs``.
     seed : int
@@ -108,12 +363,13 @@ def ours_params(objective: str, epochs: int, seed: int) -> dict[str, Any]:
     dict
         Contrastive stage, early stopping and the linear path off (so that ours and the
         raw loop train the same network: one, since there is no early stopping), batch
-        128, CPU.
+        128, CPU. ``ensemble_size`` stays ``"auto"``: one network without early
+        stopping (:meth:`Reference.from_fit` checks it).
     """
     return {
         "modalities": dict(MODALITIES),
         "linear_path": False,
-        "modality_dropout": "none" if is_regressor(objective) else objective,
+        "modality_dropout": task_of(objective).modality_dropout(objective),
         "contrastive": None,
         "pretrain_epochs": 0,
         "early_stopping": False,
@@ -132,8 +388,10 @@ def bench_ours(
 ) -> tuple[Result, Any]:
     """Fit and predict with our estimator from the user's numpy arrays.
 
-    The classifier predicts with ``predict_proba`` (labels ``data.y``), the regressor
-    with ``predict`` (target ``data.target``).
+    The setting's task gives the estimator, its target and the prediction method: the
+    classifier predicts with ``predict_proba`` (labels ``data.y``), the regressor with
+    ``predict`` (target ``data.target``), the survival model with ``predict``, risk
+    scores (target ``data.survival``).
 
     Parameters
     ----------
@@ -141,8 +399,8 @@ def bench_ours(
         The data (first ``n`` samples used).
     n : int
         Samples.
-    objective : {"none", "simultaneous", "regressor"}
-        Modality dropout, or the regressor.
+    objective : {"none", "simultaneous", "regressor", "survival"}
+        Modality dropout of the classifier, or the regressor or the survival model.
     epochs : int
         Epochs.
     seed : int
@@ -154,19 +412,18 @@ def bench_ours(
     -------
     result : Result
         The measurements.
-    clf : MultimodalFusionClassifier or MultimodalFusionRegressor
+    clf : estimator
         The fitted estimator.
     """
-    regressor = is_regressor(objective)
-    X, y = data.X(n), (data.target if regressor else data.y)[:n]
+    task = task_of(objective)
+    X, y = data.X(n), task.y(data)[:n]
     log = EpochLog()
     params = {**ours_params(objective, epochs, seed), "linear_path": linear_path}
     clf = _probed_estimator(log, objective, **params)
     method = "ours+linear" if linear_path else "ours"
-    predict = clf.predict if regressor else clf.predict_proba
+    predict = getattr(clf, task.predict_method)
     result = measure(method, objective, n, epochs, log, fit=lambda: clf.fit(X, y),
-                     predict_proba=lambda: predict(X),
-                     outputs=None if regressor else N_CLASSES)
+                     predict_proba=lambda: predict(X), outputs=task.outputs)
     return result, clf
 
 
@@ -183,9 +440,12 @@ class Tensors:
         ``image`` (n, 1, 28, 28) and ``table`` (n, 20), float32, standardised.
     present : Tensor of bool, shape (n, 2)
         All True here.
-    y : Tensor of int64 or float32, shape (n,)
-        Labels (classifier), or the target standardised as the regressor's fit
-        standardises it: ``(target - mean) / scale`` with the fitted mean and scale.
+    y : Tensor
+        The target as the estimator's training loop slices it
+        (:meth:`BenchTask.model_target`): labels, int64 (n,) (classifier); the target
+        standardised as the regressor's fit standardises it, ``(target - mean) /
+        scale`` with the fitted mean and scale, float32 (n,); dense rank of the time
+        and event, float32 (n, 2) (survival).
     """
 
     inputs: dict[str, torch.Tensor]
@@ -214,60 +474,54 @@ class Reference:
 
     Parameters
     ----------
-    clf : MultimodalFusionClassifier or MultimodalFusionRegressor
+    clf : estimator
         Fitted on the first ``n`` samples.
+    task : BenchTask
+        Its task.
     tensors : Tensors
-        Its preprocessed model arrays of those samples.
-    target_mean : float or None, default=None
-        The regressor's fitted target mean (None for the classifier).
-    target_scale : float or None, default=None
-        The regressor's fitted target standard deviation.
+        Its preprocessed model arrays of those samples, and its target.
+    context : dict, default={}
+        What the raw loop needs besides to predict in the user's units (the
+        regressor's fitted mean and scale) or to finish the fit (the survival
+        model's times and events).
     """
 
     clf: Any
+    task: BenchTask
     tensors: Tensors
-    target_mean: float | None = None
-    target_scale: float | None = None
-
-    @property
-    def regressor(self) -> bool:
-        """Whether the reference estimator is the regressor."""
-        return self.target_scale is not None
+    context: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_fit(cls, clf: Any, data: BenchData, n: int) -> Reference:
+    def from_fit(cls, clf: Any, data: BenchData, n: int, task: BenchTask) -> Reference:
         """Take the fitted estimator's model arrays of the first ``n`` samples, as tensors.
 
         Parameters
         ----------
-        clf : MultimodalFusionClassifier or MultimodalFusionRegressor
-            A fitted estimator.
+        clf : estimator
+            A fitted estimator of ``task``, with one network.
         data : BenchData
             The data.
         n : int
             Samples.
+        task : BenchTask
+            The estimator's task.
 
         Returns
         -------
         Reference
-            With what the estimator's own training loop slices its batches from: for
-            the regressor, the target standardised with its fitted (private)
-            ``_target_mean`` and ``_target_scale``.
+            With what the estimator's own training loop slices its batches from
+            (:meth:`BenchTask.model_target`).
         """
-        from sklearn.base import is_regressor as sklearn_is_regressor
-
         from mmfusion_sklearn import MultimodalData
 
+        if len(clf._nets) != 1:
+            raise RuntimeError(
+                f"the raw loop trains one network; the estimator trained {len(clf._nets)}."
+            )
         arrays, present = clf._model_arrays(MultimodalData(data.X(n)))
         inputs = {k: torch.from_numpy(v) for k, v in arrays.items()}
-        if sklearn_is_regressor(clf):
-            mean, scale = float(clf._target_mean), float(clf._target_scale)
-            y = ((data.target[:n].astype(np.float64) - mean) / scale).astype(np.float32)
-            return cls(clf, Tensors(inputs, torch.from_numpy(present), torch.from_numpy(y)),
-                       mean, scale)
-        return cls(clf, Tensors(
-            inputs, torch.from_numpy(present), torch.from_numpy(data.y[:n].astype(np.int64)),
-        ))
+        y, context = task.model_target(clf, data, n)
+        return cls(clf, task, Tensors(inputs, torch.from_numpy(present), y), context)
 
     def fresh_module(self, seed: int) -> nn.Module:
         """A newly initialised copy of the fitted estimator's network architecture.
@@ -300,12 +554,12 @@ def raw_loss(
     y: torch.Tensor,
     objective: str,
 ) -> torch.Tensor:
-    """The objective, written out: CE(full) [+ sum over m of CE(only m)], or for the
-    regressor the mean squared error of the one output on the standardised target.
+    """The objective, written out: L(full) [+ sum over m of L(only m)], L the task's
+    loss (:meth:`BenchTask.loss`: cross-entropy; squared error of the one output on the
+    standardised target; Cox's partial likelihood, Efron's ties).
 
     Every sample has every modality here, so the per-sample weights and masks of
-    the estimator's loss are all ones and plain cross-entropy (mean squared error) is
-    the same loss.
+    the estimator's loss are all ones and the plain loss is the same loss.
 
     Parameters
     ----------
@@ -315,25 +569,25 @@ def raw_loss(
         One batch per modality.
     present : Tensor of bool, shape (B, M)
         Presence mask.
-    y : Tensor of int64 or float32, shape (B,)
-        Labels, or the standardised target (``"regressor"``).
-    objective : {"none", "simultaneous", "regressor"}
-        Modality dropout scheme, or the regressor (no modality dropout).
+    y : Tensor
+        The batch's rows of the task's target (:attr:`Tensors.y`).
+    objective : {"none", "simultaneous", "regressor", "survival"}
+        The setting: modality dropout scheme of the classifier, or the regressor or the
+        survival model (no modality dropout).
 
     Returns
     -------
     Tensor
         The scalar loss.
     """
-    if is_regressor(objective):
-        return F.mse_loss(module(batch, present)[:, 0], y)
-    if objective == "none":
-        return F.cross_entropy(module(batch, present), y)
+    task = task_of(objective)
+    if task.modality_dropout(objective) == "none":
+        return task.loss(module(batch, present), y)
     full, single = module.fuse_configurations(module.encode(batch, present), present)
-    loss = F.cross_entropy(module.classifier(full), y)
-    logits_single = module.classifier(single)
-    for m in range(logits_single.shape[0]):
-        loss = loss + F.cross_entropy(logits_single[m], y)
+    loss = task.loss(module.classifier(full), y)
+    outputs_single = module.classifier(single)
+    for m in range(outputs_single.shape[0]):
+        loss = loss + task.loss(outputs_single[m], y)
     return loss
 
 
@@ -356,38 +610,30 @@ def _raw_train(module: nn.Module, tensors: Tensors, objective: str, epochs: int,
         log.end()
 
 
-def _raw_predict_proba(module: nn.Module, tensors: Tensors) -> np.ndarray:
-    """Class probabilities of every sample, batch by batch, without autograd."""
+def _raw_outputs(module: nn.Module, tensors: Tensors) -> torch.Tensor:
+    """The network's outputs on every sample, batch by batch, without autograd."""
     module.eval()
     with torch.inference_mode():
         return torch.cat([
-            torch.softmax(module(tensors.rows(batch), tensors.present[batch]), dim=1)
+            module(tensors.rows(batch), tensors.present[batch])
             for batch in (slice(start, start + BATCH_SIZE)
                           for start in range(0, len(tensors.y), BATCH_SIZE))
-        ]).numpy()
-
-
-def _raw_predict(module: nn.Module, tensors: Tensors, mean: float, scale: float) -> np.ndarray:
-    """Regression predictions of every sample in the target's units, batch by batch."""
-    module.eval()
-    with torch.inference_mode():
-        standardised = torch.cat([
-            module(tensors.rows(batch), tensors.present[batch])[:, 0]
-            for batch in (slice(start, start + BATCH_SIZE)
-                          for start in range(0, len(tensors.y), BATCH_SIZE))
-        ]).double().numpy()
-    return standardised * scale + mean
+        ])
 
 
 def bench_raw(reference: Reference, objective: str, epochs: int, seed: int) -> Result:
     """Train a fresh network with a hand-written loop over in-memory batches; predict.
 
+    The fit ends with the task's :meth:`~BenchTask.after_training` (the survival
+    model's Breslow baseline); prediction is the network's outputs on the tensors
+    turned into the estimator's predictions (:meth:`~BenchTask.predictions`).
+
     Parameters
     ----------
     reference : Reference
         Gives the network (a fresh copy) and the tensors it trains on (the same
-        memory, not copies); the regressor's for ``"regressor"``.
-    objective : {"none", "simultaneous", "regressor"}
+        memory, not copies); that of the setting's task.
+    objective : {"none", "simultaneous", "regressor", "survival"}
         The loss, as written out by :func:`raw_loss`.
     epochs : int
         Passes over the shuffled tensors.
@@ -399,22 +645,22 @@ def bench_raw(reference: Reference, objective: str, epochs: int, seed: int) -> R
     Result
         The measurements.
     """
-    if reference.regressor != is_regressor(objective):
-        raise ValueError(f"objective {objective!r} needs the reference of its own task.")
-    module, tensors = reference.fresh_module(seed), reference.tensors
+    task = task_of(objective)
+    if reference.task is not task:
+        raise ValueError(f"objective {objective!r} needs the reference of its own task "
+                         f"({task.name}); got the {reference.task.name}'s.")
+    module, tensors, context = reference.fresh_module(seed), reference.tensors, reference.context
     log = EpochLog()
     generator = torch.Generator().manual_seed(seed)
-    if reference.regressor:
-        mean, scale = reference.target_mean, reference.target_scale
-        return measure(
-            "raw", objective, len(tensors.y), epochs, log,
-            fit=lambda: _raw_train(module, tensors, objective, epochs, generator, log),
-            predict_proba=lambda: _raw_predict(module, tensors, mean, scale), outputs=None,
-        )
+
+    def fit() -> Any:
+        _raw_train(module, tensors, objective, epochs, generator, log)
+        return task.after_training(module, tensors, context)
+
     return measure(
-        "raw", objective, len(tensors.y), epochs, log,
-        fit=lambda: _raw_train(module, tensors, objective, epochs, generator, log),
-        predict_proba=lambda: _raw_predict_proba(module, tensors),
+        "raw", objective, len(tensors.y), epochs, log, fit=fit,
+        predict_proba=lambda: task.predictions(_raw_outputs(module, tensors), context),
+        outputs=task.outputs,
     )
 
 
@@ -512,9 +758,9 @@ def run_method(
     ----------
     method : {"ours", "ours+linear", "raw", "skorch"}
         Which runner.
-    objective : {"none", "simultaneous", "regressor"}
-        Modality dropout, or the regressor (skorch: ``"none"`` only; ours+linear:
-        not the regressor).
+    objective : {"none", "simultaneous", "regressor", "survival"}
+        Modality dropout of the classifier, or the regressor or the survival model
+        (skorch: ``"none"`` only; ours+linear: ``"simultaneous"`` only).
     data : BenchData
         The data (``ours`` uses its first ``n`` samples).
     n : int
@@ -531,7 +777,7 @@ def run_method(
     -------
     result : Result
         The measurements.
-    clf : MultimodalFusionClassifier, MultimodalFusionRegressor or None
+    clf : estimator or None
         The fitted estimator for ``ours``, else None.
     """
     if method == "ours":

@@ -24,19 +24,35 @@ the other in one process:
     training the identical one-output network (the fitted regressor's
     ``_build_network``) with squared error on the target standardised as the
     regressor standardises it (target ours/raw <= 1.15).
+``ours (survival)`` and ``raw (survival)``
+    :class:`~mmfusion_sklearn.MultimodalFusionSurvivalAnalysis` end to end (same
+    settings, ``modality_dropout="none"``, Cox loss) on a censored time to event,
+    against the raw loop training the identical one-output network (the fitted
+    model's ``_build_network``) with Cox's negative log partial likelihood, Efron's
+    ties (``cox_partial_likelihood``), on (dense rank of the time, event) as the
+    estimator trains on them; both fits end with a Breslow baseline hazard on the
+    training rows' risk scores, and both predict risk scores (target ours/raw <= 1.15).
+
+The classifier, the regressor and the survival model are three *tasks*
+(:class:`~benchmarks._speed_runners.BenchTask`): the runners and the report ask the
+task of a setting for what differs, never which estimator they run.
 
 Data: two modalities, ``image`` = the first ``n`` of the 70,000 real
 Fashion-MNIST images (Debian package ``dataset-fashion-mnist``), shape
 ``(n, 1, 28, 28)``, and ``table`` = 20 columns generated from the label plus
-Gaussian noise; the regressor's target is ``100 + 10 * label + 5 * table[:, 0]``.
-Without the package, images of the same shape are generated and the report says
-so. Nothing is downloaded.
+Gaussian noise; the regressor's target is ``100 + 10 * label + 5 * table[:, 0]``;
+the survival model's: event times exponential with hazard
+``0.05 * exp(0.3 * (label - 4.5))``, 30 % of the samples (drawn at random) censored at a
+time uniform between 0 and their event time, from a generator of its own seeded by
+``[seed, 1]`` (:func:`~benchmarks._speed_data.survival_target`). Without the package,
+images of the same shape are generated and the report says so. Nothing is downloaded.
 
 Reported: samples per second of ``fit`` (end to end, ``n * epochs / time``)
-and of ``predict_proba`` (the regressor: ``predict``), the steady-state epoch
-time and its growth with ``n``, the time ratio ours / raw loop (target <= 1.2;
-the regressor's <= 1.15), the peak resident set size of each fit and predict,
-and the resident set size at the end of every epoch. Run::
+and of ``predict_proba`` (the regressor and the survival model: ``predict``), the
+steady-state epoch time and its growth with ``n``, the time ratio ours / raw loop
+(target <= 1.2; the regressor's and the survival model's <= 1.15), the peak resident
+set size of each fit and predict, and the resident set size at the end of every epoch.
+Run::
 
     python -m benchmarks.speed                        # 1k, 10k, 70k; writes docs/
     python -m benchmarks.speed --quick                # < 1 minute check
@@ -44,7 +60,7 @@ and the resident set size at the end of every epoch. Run::
 
 This module holds the command line and the order of the runs; the pieces live in
 ``_speed_data`` (the data), ``_speed_measure`` (clocks, RSS, results),
-``_speed_runners`` (the three methods) and ``_speed_report`` (tables, Markdown,
+``_speed_runners`` (the three methods and the three tasks) and ``_speed_report`` (tables, Markdown,
 plot).
 """
 
@@ -61,7 +77,7 @@ import torch
 from ._speed_data import BenchData, make_data
 from ._speed_measure import Result
 from ._speed_report import SpeedReport, environment
-from ._speed_runners import BATCH_SIZE, METHODS, Reference, is_regressor, run_method
+from ._speed_runners import BATCH_SIZE, METHODS, Reference, run_method, task_of
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MD = ROOT / "docs" / "benchmarks_speed.md"
@@ -81,12 +97,12 @@ def warm_up(data: BenchData, seed: int) -> None:
         Seed of weights and batch order.
     """
     n = min(256, len(data.y))
-    references = {}
+    references: dict[str, Reference] = {}
     for method, objective in METHODS:
-        task = is_regressor(objective)
-        _, clf = run_method(method, objective, data, n, 1, seed, references.get(task))
-        if task not in references and clf is not None:
-            references[task] = Reference.from_fit(clf, data, n)
+        task = task_of(objective)
+        _, clf = run_method(method, objective, data, n, 1, seed, references.get(task.name))
+        if task.name not in references and clf is not None:
+            references[task.name] = Reference.from_fit(clf, data, n, task)
 
 
 def run(
@@ -102,8 +118,9 @@ def run(
 
     At each size the methods run in the order of :data:`METHODS` (ours first, for
     each task: its fitted estimator, as a :class:`Reference`, gives raw and skorch
-    their module architecture and its preprocessed tensors; the regressor's gives the
-    regressor's raw loop its one-output network and standardised target), rotated by
+    of that task their module architecture, its preprocessed tensors and its target
+    as it trains on it: the regressor's standardised, the survival model's ranked),
+    rotated by
     one at every repeat, so that a change of load on a shared machine hits ours and
     the raw loop alike.
 
@@ -131,16 +148,16 @@ def run(
     """
     results = []
     for n in sizes:
-        references: dict[bool, Reference] = {}  # per task: is it the regressor?
+        references: dict[str, Reference] = {}  # per task name
         runs: dict[tuple[str, str], list[Result]] = {m: [] for m in METHODS}
         for r in range(repeats if n <= repeat_max_n else 1):
             shift = r % len(METHODS)
             for method, objective in METHODS[shift:] + METHODS[:shift]:
-                task = is_regressor(objective)
+                task = task_of(objective)
                 result, clf = run_method(method, objective, data, n, epochs, seed,
-                                         references.get(task))
-                if task not in references and clf is not None:
-                    references[task] = Reference.from_fit(clf, data, n)
+                                         references.get(task.name))
+                if task.name not in references and clf is not None:
+                    references[task.name] = Reference.from_fit(clf, data, n, task)
                 runs[method, objective].append(result)
                 log(_progress(result, r))
         results += [Result.merge(runs[m]) for m in METHODS]

@@ -119,7 +119,7 @@ def test_speed_quick(tmp_path, capsys):
     throughput = _table(text, "method")
     labels = ["ours (none)", "raw (none)", "skorch (none)", "ours (simultaneous)",
               "raw (simultaneous)", "ours+linear (simultaneous)", "ours (regressor)",
-              "raw (regressor)"]
+              "raw (regressor)", "ours (survival)", "raw (survival)"]
     assert list(zip(throughput["method"], throughput["n"])) == [
         (label, n) for n in ("64", "128") for label in labels]
     for column in ("fit /s", "fit /cpu-s", "epoch /s", "predict /s", "predict /cpu-s"):
@@ -128,8 +128,9 @@ def test_speed_quick(tmp_path, capsys):
 
     ratios = _table(_section(text, "Time ratios"), "setting")
     assert list(zip(ratios["setting"], ratios["n"])) == [
-        (setting, n) for n in ("64", "128") for setting in ("none", "simultaneous", "regressor")]
-    assert list(ratios["target"]) == ["<= 1.2", "<= 1.2", "<= 1.15"] * 2
+        (setting, n) for n in ("64", "128")
+        for setting in ("none", "simultaneous", "regressor", "survival")]
+    assert list(ratios["target"]) == ["<= 1.2", "<= 1.2", "<= 1.15", "<= 1.15"] * 2
     for column in ("ours/raw fit cpu", "ours/raw fit wall", "ours/raw epoch cpu",
                    "ours/raw predict cpu"):
         values = ratios[column].map(float)
@@ -141,6 +142,33 @@ def test_speed_quick(tmp_path, capsys):
     verdicts = _section(text, "Verdicts")
     assert "- classifier, ours / raw loop" in verdicts
     assert "- regressor, ours / raw loop" in verdicts
+    assert "- survival, ours / raw loop, whole fit, CPU time: " in verdicts
+
+
+def test_speed_survival_target_and_loss():
+    """The speed data's survival target (30 % censored, seeded) and the raw loop's
+    survival loss: the estimator's target encoding and task loss, written out."""
+    from benchmarks._speed_data import make_data
+    from benchmarks._speed_runners import SURVIVAL, task_of
+    from mmfusion_sklearn import MultimodalFusionSurvivalAnalysis
+    from mmfusion_sklearn._torch.survival import SurvivalTask
+
+    data = make_data(200, seed=3, synthetic=True)
+    survival = data.survival
+    assert survival.dtype.names == ("event", "time") and survival.shape == (200,)
+    assert (~survival["event"]).sum() == 60 and (survival["time"] > 0).all()
+    assert np.array_equal(make_data(200, seed=3, synthetic=True).survival, survival)
+    # a higher class fails sooner
+    assert np.median(survival["time"][data.y >= 5]) < np.median(survival["time"][data.y < 5])
+
+    task = task_of(SURVIVAL)
+    y, context = task.model_target(None, data, 150)
+    encoded, _ = MultimodalFusionSurvivalAnalysis()._encode_target(survival[:150])
+    assert np.array_equal(y.numpy(), encoded)
+    outputs = torch.randn(150, 1, generator=torch.Generator().manual_seed(0))
+    expected = SurvivalTask(ties="efron").loss(outputs, y, torch.ones(150))
+    assert float(task.loss(outputs, y)) == pytest.approx(float(expected), rel=1e-6)
+    assert task.predictions(outputs, context).shape == (150,)
 
 
 # ---------------------------------------------------------------------------

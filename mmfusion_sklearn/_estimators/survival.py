@@ -146,10 +146,10 @@ class MultimodalFusionSurvivalAnalysis(BaseMultimodalFusion):
     -----
     ``predict`` returns the members' mean risk score (higher: an earlier event), the
     quantity Harrell's concordance index (``score``) ranks. Survival functions are the
-    mean over members of
-    :math:`S_k(t \\mid x) = \\exp(-H_{{0,k}}(t)\\, e^{{b\\, r_k(x)}})` (b the calibration
-    slope, 1 without cross-fitting), and the cumulative hazard is :math:`-\\log` of
-    that mean.
+    mean over members k of ``S_k(t | x) = exp(-H0_k(t) * exp(b * r_k(x)))`` (``H0_k``
+    member k's baseline cumulative hazard, ``r_k`` its risk score, ``b`` the
+    calibration slope, 1 without cross-fitting), and the cumulative hazard is minus
+    the log of that mean.
 
     Examples
     --------
@@ -378,7 +378,7 @@ class MultimodalFusionSurvivalAnalysis(BaseMultimodalFusion):
         return out
 
     def predict_survival_function(self, X: Any, return_array: bool = False) -> np.ndarray:
-        """Survival functions :math:`S(t \\mid x)`, the probability of no event by time t.
+        """Survival functions ``S(t | x)``: the probability of no event by time t.
 
         Parameters
         ----------
@@ -402,7 +402,7 @@ class MultimodalFusionSurvivalAnalysis(BaseMultimodalFusion):
 
     def predict_cumulative_hazard_function(self, X: Any,
                                            return_array: bool = False) -> np.ndarray:
-        """Cumulative hazard functions :math:`H(t \\mid x) = -\\log S(t \\mid x)`.
+        """Cumulative hazard functions ``H(t | x) = -log S(t | x)``.
 
         Parameters
         ----------
