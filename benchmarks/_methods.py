@@ -141,6 +141,32 @@ def hgb(seed: int) -> HistGradientBoostingClassifier:
 LRCV_GRID = np.logspace(-3, 1, 9)
 
 
+def tabular_preprocessing(dense: bool = False) -> ColumnTransformer:
+    """The linear baselines' preprocessing of a table.
+
+    Median imputation with missing indicators and scaling of the numeric columns,
+    most-frequent imputation and one-hot encoding of the categorical ones.
+
+    Parameters
+    ----------
+    dense : bool, default=False
+        Always return a dense array (scikit-survival's models need one); False keeps
+        ``ColumnTransformer``'s default (sparse when the one-hot columns dominate).
+
+    Returns
+    -------
+    sklearn.compose.ColumnTransformer
+    """
+    numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True),
+                            StandardScaler())
+    categorical = make_pipeline(SimpleImputer(strategy="most_frequent"),
+                                OneHotEncoder(handle_unknown="ignore"))
+    return ColumnTransformer([
+        ("numeric", numeric, make_column_selector(dtype_include="number")),
+        ("categorical", categorical, make_column_selector(dtype_include="category")),
+    ], sparse_threshold=0.0 if dense else 0.3)
+
+
 def logistic(tuned: bool = False) -> Pipeline:
     """Logistic regression after imputation (+ indicators), one-hot encoding, scaling.
 
@@ -155,14 +181,7 @@ def logistic(tuned: bool = False) -> Pipeline:
     -------
     sklearn.pipeline.Pipeline
     """
-    numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True),
-                            StandardScaler())
-    categorical = make_pipeline(SimpleImputer(strategy="most_frequent"),
-                                OneHotEncoder(handle_unknown="ignore"))
-    columns = ColumnTransformer([
-        ("numeric", numeric, make_column_selector(dtype_include="number")),
-        ("categorical", categorical, make_column_selector(dtype_include="category")),
-    ])
+    columns = tabular_preprocessing()
     if tuned:
         model = LogisticRegressionCV(Cs=LRCV_GRID, cv=5, scoring="neg_log_loss",
                                      max_iter=5000)

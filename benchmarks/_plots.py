@@ -1,7 +1,8 @@
-"""Plots of the quality benchmark: AUROC against the share of missing test modalities."""
+"""Plots of the quality benchmarks: a score against the share of missing test modalities."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -9,13 +10,15 @@ import pandas as pd
 
 from ._methods import family
 from ._report import method_order
-from ._stats import summary
+from ._stats import METRICS, summary
 
 
-def plot(frame: pd.DataFrame, names: list[str], title: str, path: Path) -> None:
-    """AUROC against the share of test samples that lose each modality, per method.
+def plot(frame: pd.DataFrame, names: list[str], title: str, path: Path,
+         metric: str = "auroc", order: Callable[[list[str]], list[str]] = method_order,
+         family_of: Callable[[str], str] = family) -> None:
+    """A score against the share of test samples that lose each modality, per method.
 
-    With one modality there is no missingness to vary: a bar chart of AUROC.
+    With one modality there is no missingness to vary: a bar chart of the score.
 
     Parameters
     ----------
@@ -27,6 +30,13 @@ def plot(frame: pd.DataFrame, names: list[str], title: str, path: Path) -> None:
         Figure title.
     path : pathlib.Path
         Output PNG.
+    metric : str, default="auroc"
+        The score plotted (a key of :data:`benchmarks._stats.METRICS`); methods without
+        it (NaN in every split) are left out.
+    order : callable, default=method_order
+        Method labels to legend order.
+    family_of : callable, default=family
+        Method label to "ours", "ablation" or "baseline" (dashed or dotted lines).
     """
     import matplotlib
 
@@ -35,12 +45,14 @@ def plot(frame: pd.DataFrame, names: list[str], title: str, path: Path) -> None:
 
     stats = summary(frame)
     regimes = list(frame["regime"].unique())
-    methods = method_order(list(frame["method"].unique()))
+    methods = [m for m in order(list(frame["method"].unique()))
+               if frame.loc[frame["method"] == m, metric].notna().any()]
+    label = METRICS[metric]
     path.parent.mkdir(parents=True, exist_ok=True)
     palette = plt.get_cmap("tab20").colors
     styles = {}
     for i, method in enumerate(m for m in methods if m != "ours"):
-        neural = family(method) != "baseline"
+        neural = family_of(method) in ("ours", "ablation")
         styles[method] = {"color": palette[(2 * i) % 20 + (i >= 10)],
                           "ls": "--" if neural else ":", "marker": "." if neural else "s",
                           "ms": 4, "lw": 1.3}
@@ -48,10 +60,10 @@ def plot(frame: pd.DataFrame, names: list[str], title: str, path: Path) -> None:
     if len(names) == 1:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         sub = stats.loc[(regimes[0], "all")].reindex(methods)
-        ax.barh(methods[::-1], sub["auroc_mean"][::-1], xerr=sub["auroc_std"][::-1],
+        ax.barh(methods[::-1], sub[f"{metric}_mean"][::-1], xerr=sub[f"{metric}_std"][::-1],
                 color=["C3" if m == "ours" else "C0" for m in methods[::-1]])
-        ax.set_xlabel("AUROC (mean ± std over folds x seeds)")
-        lo = float(np.nanmin(sub["auroc_mean"] - sub["auroc_std"]))
+        ax.set_xlabel(f"{label} (mean ± std over folds x seeds)")
+        lo = float(np.nanmin(sub[f"{metric}_mean"] - sub[f"{metric}_std"]))
         ax.set_xlim(max(0.0, lo - 0.05), 1.0)
     else:
         fig, axes = plt.subplots(len(regimes), len(names), squeeze=False, sharey=True,
@@ -71,12 +83,12 @@ def plot(frame: pd.DataFrame, names: list[str], title: str, path: Path) -> None:
                     sub = stats.loc[keys]
                     if (sub["coverage"] < 1).any():
                         continue  # a specialist that cannot predict every sample
-                    ax.plot(xs, sub["auroc_mean"], label=method, **styles[method])
+                    ax.plot(xs, sub[f"{metric}_mean"], label=method, **styles[method])
                 ax.set_title(f"{regime}: test samples without {name}", fontsize=9)
                 ax.set_xlabel(f"% of test samples with {name} withheld")
                 ax.set_xticks(xs)
                 ax.grid(alpha=0.3)
-            axes[r, 0].set_ylabel("AUROC")
+            axes[r, 0].set_ylabel(label)
         legend = {}
         for ax in axes.flat:
             legend.update(zip(*reversed(ax.get_legend_handles_labels())))

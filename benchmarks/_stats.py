@@ -24,13 +24,18 @@ METRICS = {"auroc": "AUROC", "logloss": "log loss", "brier": "Brier score",
            "ece": "expected calibration error", "auprc": "AUPRC",
            "bacc": "balanced accuracy",
            # continuous targets (benchmarks.regression)
-           "r2": "R²", "mae": "MAE", "rmse": "RMSE"}
+           "r2": "R²", "mae": "MAE", "rmse": "RMSE",
+           # censored time to event (benchmarks.survival)
+           "harrell_c": "Harrell's C", "uno_c": "Uno's C", "td_auc": "time-dependent AUC",
+           "ibs": "integrated Brier score"}
 #: Metrics where a lower value is better.
-LOWER_IS_BETTER = {"logloss", "brier", "ece", "mae", "rmse"}
+LOWER_IS_BETTER = {"logloss", "brier", "ece", "mae", "rmse", "ibs"}
 #: The metrics ours is tested on against the best baseline.
 TESTED = ("auroc", "logloss")
 #: The same for a continuous target.
 TESTED_REGRESSION = ("r2", "mae")
+#: The same for a censored time to event.
+TESTED_SURVIVAL = ("harrell_c", "uno_c", "td_auc", "ibs")
 ALPHA = 0.05
 LN2 = float(np.log(2.0))
 
