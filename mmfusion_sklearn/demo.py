@@ -215,24 +215,33 @@ def run_survival(n_splits: int = 5, n_repeats: int = 3, random_state: int = 0,
         and scenario; the ridge Cox row of "all modalities" is the late fusion of the
         two.
     """
+    X, y = load_gse7390(survival=True)
+    return _cross_validate(
+        _survival_fold, X, y, y[y.dtype.names[0]].astype(int), "GSE7390 survival CV folds",
+        ["c_index"], ["ours, survival (defaults)", "ridge Cox"], n_splits, n_repeats,
+        random_state, verbose, n_jobs, params)
+
+
+def _cross_validate(fold: Any, X: MultimodalData, y: np.ndarray, strata: np.ndarray,
+                    desc: str, metrics: list[str], order: list[str], n_splits: int,
+                    n_repeats: int, random_state: int, verbose: int, n_jobs: int,
+                    params: dict[str, Any]) -> pd.DataFrame:
+    """Run ``fold`` on every repeated stratified split (in parallel, a progress bar) and
+    return the mean and standard deviation of ``metrics`` per model and scenario."""
     from joblib import Parallel, delayed
 
-    X, y = load_gse7390(survival=True)
-    event = y[y.dtype.names[0]].astype(int)
     folds = list(RepeatedStratifiedKFold(
-        n_splits=n_splits, n_repeats=n_repeats, random_state=random_state).split(X, event))
-    jobs = (delayed(_survival_fold)(X, y, train, test, random_state + i, params)
+        n_splits=n_splits, n_repeats=n_repeats, random_state=random_state).split(X, strata))
+    jobs = (delayed(fold)(X, y, train, test, random_state + i, params)
             for i, (train, test) in enumerate(folds))
     rows = []
-    bar = tqdm(total=len(folds), desc="GSE7390 survival CV folds", disable=not verbose)
+    bar = tqdm(total=len(folds), desc=desc, disable=not verbose)
     for result in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
         rows += result
         bar.update(1)
     bar.close()
-    scores = pd.DataFrame(rows)
-    table = scores.groupby(["model", "scenario"], sort=False)[["c_index"]].agg(
+    table = pd.DataFrame(rows).groupby(["model", "scenario"], sort=False)[metrics].agg(
         ["mean", "std"])
-    order = ["ours, survival (defaults)", "ridge Cox"]
     return table.reindex(pd.MultiIndex.from_product([order, list(SCENARIOS)]))
 
 
@@ -259,24 +268,10 @@ def run(n_splits: int = 5, n_repeats: int = 3, random_state: int = 0, verbose: i
         Mean and standard deviation of the test AUROC and log loss per model and
         scenario.
     """
-    from joblib import Parallel, delayed
-
     X, y = load_gse7390()
-    folds = list(RepeatedStratifiedKFold(
-        n_splits=n_splits, n_repeats=n_repeats, random_state=random_state).split(X, y))
-    jobs = (delayed(_fold)(X, y, train, test, random_state + i, params)
-            for i, (train, test) in enumerate(folds))
-    rows = []
-    bar = tqdm(total=len(folds), desc="GSE7390 CV folds", disable=not verbose)
-    for result in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
-        rows += result
-        bar.update(1)
-    bar.close()
-    scores = pd.DataFrame(rows)
     order = list(NETWORKS) + ["logistic regression", "logistic regression (tuned C)"]
-    table = scores.groupby(["model", "scenario"], sort=False)[["auroc", "log loss"]].agg(
-        ["mean", "std"])
-    return table.reindex(pd.MultiIndex.from_product([order, list(SCENARIOS)]))
+    return _cross_validate(_fold, X, y, y, "GSE7390 CV folds", ["auroc", "log loss"], order,
+                           n_splits, n_repeats, random_state, verbose, n_jobs, params)
 
 
 def main(argv: list[str] | None = None) -> None:
