@@ -258,7 +258,7 @@ class MultimodalFusionSurvivalAnalysis(BaseMultimodalFusion):
         return target, event.astype(np.int64)
 
     def _sample_weight(self, weight: np.ndarray, y: np.ndarray) -> np.ndarray:
-        event, _ = survival_target(y, type(self).__name__)
+        event, _ = self._fit_target  # y as _encode_target, called just before, read it
         if not (weight[event] > 0).any():
             raise ValueError(
                 "sample_weight is 0 for every sample with an event: a survival model needs "

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import ArrayLike
 
+from .survival import SurvivalTask, _numpy
 from .tasks import Task
 
 #: Arrays, lists or tensors of numbers.
@@ -61,15 +62,9 @@ MIN_BINS, MAX_BINS = 4, 20
 EVENTS_PER_BIN = 10
 
 
-def _array(values, dtype=np.float64) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    return np.asarray(values, dtype=dtype).reshape(-1)
-
-
 def _check_targets(time, event) -> tuple[np.ndarray, np.ndarray]:
-    t = _array(time)
-    e = _array(event, bool)
+    t = _numpy(time)
+    e = _numpy(event, bool)
     if len(t) != len(e):
         raise ValueError(
             f"time and event must have the same length. Got {len(t)} and {len(e)} instead."
@@ -82,7 +77,7 @@ def _check_targets(time, event) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_cuts(cuts) -> np.ndarray:
-    c = _array(cuts)
+    c = _numpy(cuts)
     if len(c) < 2 or not np.all(np.isfinite(c)) or np.any(np.diff(c) <= 0) or c[0] < 0:
         raise ValueError(
             "cuts must hold at least two finite, non-negative, strictly increasing edges "
@@ -197,8 +192,8 @@ def discretise(time: Values, event: Values, cuts: Values) -> tuple[np.ndarray, n
     ([0, 1, 0, -1, 2], [True, True, False, False, False])
     """
     c = _check_cuts(cuts)
-    t = _array(time)
-    e = _array(event, bool)
+    t = _numpy(time)
+    e = _numpy(event, bool)
     if len(t) != len(e):
         raise ValueError(
             f"time and event must have the same length. Got {len(t)} and {len(e)} instead."
@@ -346,7 +341,7 @@ def survival_at(curves: Values, cuts: Values, times: Values) -> np.ndarray:
     """
     c = _check_cuts(cuts)
     s = _curves(curves, len(c) - 1)
-    index = np.searchsorted(c[1:], _array(times), side="right") - 1
+    index = np.searchsorted(c[1:], _numpy(times), side="right") - 1
     values = s[:, np.clip(index, 0, None)]
     return np.where(index >= 0, values, 1.0)
 
@@ -529,24 +524,8 @@ class DiscreteSurvivalTask(Task):
         """
         return _discretise_tensor(y[:, 0], y[:, 1], self._cuts_on(y.device))
 
-    @staticmethod
-    def encode_targets(time: Values, event: Values) -> torch.Tensor:
-        """Encode targets as the losses take them (the Cox task's format).
-
-        Parameters
-        ----------
-        time : array-like (n,)
-            Event or censoring times.
-        event : array-like (n,)
-            Event indicators (bool, or nonzero = event).
-
-        Returns
-        -------
-        Tensor of float32 (n, 2)
-            Time, then event as 1.0 or 0.0.
-        """
-        return torch.stack([torch.as_tensor(_array(time), dtype=torch.float32),
-                            torch.as_tensor(_array(event, bool), dtype=torch.float32)], 1)
+    #: Targets in the Cox task's format, float32 (n, 2): time, then event as 1.0 or 0.0.
+    encode_targets = staticmethod(SurvivalTask.encode_targets)
 
     def loss(self, outputs, y, weight=None, mask=None):
         """Logistic-hazard loss of ``outputs`` over the rows in ``mask``.
