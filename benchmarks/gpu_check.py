@@ -16,6 +16,10 @@ absolute difference), twice: a model *trained* in that precision, and the fp32-t
 model *predicting* in that precision (``set_params(precision=...)`` after fit; the
 numerical agreement alone, with no training divergence in it).
 
+Then, for Br35H in fp32: the later epochs' samples per second from the files decoded
+once (the default), decoded every epoch (``set_sample_cache_size(0)``) and from the same
+pixels as an in-memory array, with the seconds spent outside the epochs (decoding).
+
 Checks (exit 1 if one fails): probabilities finite and summing to 1, the model on the
 asked device, and the fp32 model predicting in bf16 / fp16 within 0.05 / 0.02 of fp32.
 ``--device cuda`` without CUDA prints one line and exits with 2. ``--device cpu`` runs
@@ -63,11 +67,12 @@ class Setting:
     br35h_n: int | None = None  # None: every file
     br35h_size: int = 128
     br35h_epochs: int = 1
+    cache_epochs: int = 3
 
 
 FULL = Setting()
 QUICK = Setting(n=240, image_size=16, epochs=1, pretrain_epochs=1, batch_size=64,
-                br35h_n=64, br35h_size=16)
+                br35h_n=64, br35h_size=16, cache_epochs=2)
 
 
 def environment(device: torch.device) -> list[str]:
@@ -278,6 +283,80 @@ def measure(name: str, X: dict[str, Any], y: np.ndarray, modalities: dict[str, A
     return rows
 
 
+def _later_epochs_per_s(clf: Any, n_train: int) -> tuple[float, float]:
+    """(seconds outside the epochs, samples/s of the epochs after the first) of a fit."""
+    durations = clf.history_.query("stage == 'classification'")["dur"].to_numpy()
+    later = durations[1:] if len(durations) > 1 else durations
+    return float(durations.sum()), n_train / float(np.mean(later))
+
+
+def measure_file_cache(X: dict[str, Any], y: np.ndarray, modalities: dict[str, Any],
+                       image_size: int, setting: Setting, device: torch.device,
+                       epochs: int, num_workers: int, log=print) -> list[dict[str, Any]]:
+    """Epoch throughput (fp32) from files decoded once (the default), from files decoded
+    every epoch (``set_sample_cache_size(0)``) and from the same pixels in memory.
+
+    Parameters
+    ----------
+    X, y : dict, ndarray
+        File-backed data (the image modality's paths under ``"mri"``).
+    modalities : dict
+        The estimator's ``modalities`` for the files.
+    image_size : int
+        Side the files are resized to (the in-memory array is decoded at it).
+    setting : Setting
+        Sizes.
+    device : torch.device
+        Where to run.
+    epochs : int
+        Epochs of each fit (at least 2: the later ones are timed).
+    num_workers : int
+        DataLoader workers.
+    log : callable, default=print
+        Progress lines.
+
+    Returns
+    -------
+    list of dict
+        One row per arm: decode seconds before the epochs and later-epoch samples/s.
+    """
+    from mmfusion_sklearn import clear_sample_cache, set_sample_cache_size
+
+    from .imaging_scale import decode_images
+
+    epochs = max(epochs, 2)
+    train, y_train, _, _ = _split(X, y)
+    in_memory = {**train, "mri": decode_images(train["mri"], image_size)}
+    arms = [("files, decoded once (default)", train, modalities, None),
+            ("files, decoded every epoch", train, modalities, 0),
+            ("in-memory array", in_memory, {**modalities, "mri": "image"}, None)]
+    rows = []
+    for arm, data, spec, bound in arms:
+        clear_sample_cache()
+        previous = set_sample_cache_size(bound) if bound is not None else None
+        try:
+            clf = estimator(spec, setting, device, "32", epochs, 0, num_workers)
+            _sync(device)
+            start = time.perf_counter()
+            clf.fit(data, y_train)
+            _sync(device)
+            fit_s = time.perf_counter() - start
+        finally:
+            if previous is not None:
+                set_sample_cache_size(previous)
+        in_epochs, later = _later_epochs_per_s(clf, len(y_train))
+        rows.append({"arm": arm, "device": str(device), "n_train": len(y_train),
+                     "epochs": epochs, "fit_s": fit_s, "outside_epochs_s": fit_s - in_epochs,
+                     "later_epoch_samples_per_s": later})
+        log(f"  {arm}: {later:,.0f} samples/s in later epochs, "
+            f"{fit_s - in_epochs:.1f} s outside the epochs (decoding, statistics)")
+    clear_sample_cache()
+    reference = rows[-1]["later_epoch_samples_per_s"]
+    for row in rows:
+        row["ratio_to_array"] = row["later_epoch_samples_per_s"] / reference
+    return rows
+
+
 def checks(rows: Sequence[dict[str, Any]]) -> list[tuple[str, bool]]:
     """(description, passed) of every check over the measured rows."""
     out = []
@@ -294,6 +373,18 @@ def checks(rows: Sequence[dict[str, Any]]) -> list[tuple[str, bool]]:
             out.append((f"{label}: fp32 model predicting in {row['precision']} within "
                         f"{tolerance} of fp32 (max |diff| {diff:.4f})", diff <= tolerance))
     return out
+
+
+def markdown_rows(rows: Sequence[dict[str, Any]]) -> str:
+    """The file-cache rows as a markdown table."""
+    lines = ["| arm | n_train | epochs | fit s | outside epochs s | later-epoch samples/s "
+             "| ratio to array |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| {row['arm']} | {row['n_train']} | {row['epochs']} | {row['fit_s']:.1f} | "
+            f"{row['outside_epochs_s']:.1f} | {row['later_epoch_samples_per_s']:,.0f} | "
+            f"{row['ratio_to_array']:.2f} |")
+    return "\n".join(lines)
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -409,6 +500,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "clinical": "tabular"}
         rows += measure("br35h", Xb, yb, modalities, setting, device, precisions,
                         setting.br35h_epochs, 0, workers, deadline=deadline)
+        if time.perf_counter() < deadline:
+            print(f"\nbr35h files: decoded once vs every epoch vs in memory (fp32, "
+                  f"{setting.cache_epochs} epochs)")
+            cache_rows = measure_file_cache(Xb, yb, modalities, size, setting, device,
+                                            setting.cache_epochs, workers)
+            print(markdown_rows(cache_rows))
 
     print()
     print(table(rows))

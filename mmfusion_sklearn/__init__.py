@@ -13,7 +13,7 @@ from ._data import Modality, MultimodalData
 from ._estimators.classifier import MultimodalFusionClassifier
 from ._estimators.regressor import MultimodalFusionRegressor
 from ._estimators.survival import MultimodalFusionSurvivalAnalysis
-from ._training.cache import clear_feature_cache
+from ._training.cache import clear_feature_cache, clear_sample_cache, set_sample_cache_size
 from ._version import __version__
 
 __all__ = [
@@ -25,6 +25,8 @@ __all__ = [
     "MultimodalFusionSurvivalAnalysis",
     "__version__",
     "clear_feature_cache",
+    "clear_sample_cache",
+    "set_sample_cache_size",
     "load",
 ]
 

@@ -14,6 +14,7 @@ that users read together.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -435,6 +436,11 @@ def tune(
     # epoch-level reports need held-out rows and a callbacks parameter to carry them
     params = estimator.get_params(deep=False)
     prunable = "callbacks" in params and bool(params.get("early_stopping", False))
+    # trials in threads share one process-wide thread count, set once around the study:
+    # a fit left to the default gets that count, so that no fit measures the cores and
+    # changes it under another's feet
+    share = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    threaded = share is not None and "n_threads" in params and params["n_threads"] is None
 
     def objective(trial: Any) -> float:
         # which process ran the trial: with several workers, where to look when one fails
@@ -443,8 +449,8 @@ def tune(
         scores = []
         for fold, (train, test) in enumerate(folds):
             model = clone(estimator).set_params(**params)
-            if workers > 1 and "n_threads" in params:  # the count is set for all, below
-                model.set_params(n_threads=None)
+            if threaded:
+                model.set_params(n_threads=share)
             if fold == 0 and prunable:
                 model.set_params(callbacks=[*(model.callbacks or []),
                                             ("optuna_pruning", PruningCallback(trial))])
@@ -486,9 +492,8 @@ def tune(
         finished = (TrialState.COMPLETE, TrialState.PRUNED)
         remaining = n_trials - len(study.get_trials(deepcopy=False, states=finished))
         if remaining > 0:
-            # one process-wide thread count while trials run in threads
-            share = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-            with torch_threads(share):
+            # one trial at a time: each fit sets its own threads (its n_threads)
+            with torch_threads(share) if share is not None else contextlib.nullcontext():
                 study.optimize(
                     objective, n_trials=remaining, timeout=timeout, n_jobs=workers,
                     catch=(TrainingDivergedError,),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import pickle
+import re
 import tracemalloc
 
 import numpy as np
@@ -132,6 +133,11 @@ def test_gpu_check_on_the_cpu(tmp_path, capsys):
     assert (bf16["predict_only_max_abs_diff"] < 0.05).all()
     assert (bf16["trained_max_abs_diff"] < 0.05).all()
     assert measured["finite_and_normalised"].all()
+    if "br35h:" in text and "skipped" not in text.split("br35h:")[1].splitlines()[0]:
+        # the file-backed path decoded once, every epoch, and the array, side by side
+        for arm in ("files, decoded once (default)", "files, decoded every epoch",
+                    "in-memory array"):
+            assert re.search(rf"\| {re.escape(arm)} \| \d+ \| 2 \|", text), arm
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")

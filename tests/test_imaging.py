@@ -23,7 +23,7 @@ from mmfusion_sklearn import (
     clear_feature_cache,
 )
 from mmfusion_sklearn._preprocessing import ArrayPreprocessor, readers
-from mmfusion_sklearn._training.cache import FEATURE_CACHE
+from mmfusion_sklearn._training.cache import FEATURE_CACHE, clear_sample_cache
 
 
 def _pixels(n: int, seed: int = 0):
@@ -60,7 +60,7 @@ SPEC = {"image": "image", "table": "tabular"}
 
 
 # -- per-batch reading ----------------------------------------------------------------------
-def test_files_are_read_per_batch_every_epoch(png_data, monkeypatch):
+def test_files_are_decoded_once_whatever_the_epochs(png_data, monkeypatch):
     paths, _, table, y = png_data
     reads = []
     original = ArrayPreprocessor.read
@@ -72,10 +72,17 @@ def test_files_are_read_per_batch_every_epoch(png_data, monkeypatch):
     monkeypatch.setattr(ArrayPreprocessor, "read", counting)
     X = _X(paths, table)
     n_present = sum(v is not None for v in X["image"])
-    fast_clf(SPEC, max_epochs=3).fit(X, y)
-    # the channel statistics read each present file once, then every epoch reads them
-    # again batch by batch: nothing is decoded once and kept
-    assert len(reads) == n_present * (1 + 3)
+    for epochs in (1, 4):
+        clear_sample_cache()
+        reads.clear()
+        fast_clf(SPEC, max_epochs=epochs).fit(X, y)
+        # the channel statistics read each present file once (up to 256 of them), and
+        # the fit decodes each once more before its first epoch; the epochs read none
+        assert sorted(reads) == sorted(2 * [i for i, v in enumerate(X["image"]) if v])
+    # a second fit in this process (a fold, a trial) decodes nothing again
+    reads.clear()
+    fast_clf(SPEC, max_epochs=2).fit(X, y)
+    assert len(reads) == n_present  # the statistics only
     reads.clear()
     fast_clf(SPEC, max_epochs=3).fit(_X(_pixels(40)[0], table), y)
     # in-memory items are preprocessed once in fit (statistics, then the tensor the

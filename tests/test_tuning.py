@@ -173,12 +173,22 @@ def test_pruning_callback_reports_minus_the_pooled_loss_at_each_epoch():
     assert study.trials[0].intermediate_values == pytest.approx(expected)
 
 
-def test_parallel_trials_in_threads_share_the_cores_and_fill_the_study():
+@pytest.mark.parametrize("n_threads", [1, None])
+def test_parallel_trials_in_threads_share_the_cores_and_fill_the_study(n_threads,
+                                                                        monkeypatch):
     import torch
 
+    from mmfusion_sklearn._training import cores
+
+    def never(*args, **kwargs):  # the study's count is used: no fit measures the cores
+        raise AssertionError("a fit in a threaded study measured the free cores")
+
+    monkeypatch.setattr(cores, "free_cores", never)
+    monkeypatch.setattr(cores, "_last", None)
     X, y = tables()
     before = torch.get_num_threads()
-    result = tune(MultimodalFusionClassifier(**TINY, n_threads=1), X, y, n_trials=3, cv=2,
+    result = tune(MultimodalFusionClassifier(**TINY, n_threads=n_threads), X, y,
+                  n_trials=3, cv=2,
                   n_jobs=2, search_space=LR_ONLY, storage=optuna.storages.InMemoryStorage(),
                   refit=False)
     states = [t.state for t in result.study.trials]

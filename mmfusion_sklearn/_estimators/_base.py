@@ -228,7 +228,7 @@ class BaseMultimodalFusion(BaseEstimator):
         return engine.dataset_for(
             data, self.modalities_, self._preprocessors, self._frozen_features(), target,
             weight, log, on_read_error=self.on_read_error, verbose=self.verbose,
-            present=present,
+            present=present, cache_dir=self.cache_dir, num_workers=self.num_workers,
         )
 
     def _model_arrays(self, data: MultimodalData) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -427,7 +427,7 @@ class BaseMultimodalFusion(BaseEstimator):
                 self._preprocessors, self._frozen_features(), batch_size=self.batch_size,
                 device=self.device_, precision=self.precision, num_workers=self.num_workers,
                 on_read_error=self.on_read_error, verbose=self.verbose,
-                temperatures=self._temperature_table(),
+                temperatures=self._temperature_table(), cache_dir=self.cache_dir,
             )
 
     def _unreadable(self, data: MultimodalData) -> np.ndarray:

@@ -190,9 +190,15 @@ PARAMETERS: dict[str, str] = {
     'n_threads': """\
     n_threads : int or None, default=None
         CPU threads torch uses during this estimator's fit and prediction (set for the
-        call and restored afterwards). None keeps torch's setting, which scikit-learn's
-        and joblib's worker processes (``n_jobs``) already limit to the cores divided
-        by the number of workers.
+        call and restored afterwards). None: torch's setting (which scikit-learn's and
+        joblib's worker processes, ``n_jobs``, already limit to the cores divided by
+        the number of workers), lowered to the cores that other processes leave free
+        when the call starts (Linux: measured over 0.1 s from ``/proc/stat``, at most
+        every 10 s, within the process's CPU affinity and cgroup quota). Threads on
+        busy cores wait for one another at every operation: on two busy cores a fit
+        ran 4.2x slower on two threads than on one (``benchmarks/threads_loaded.py``).
+        The thread count can change the last bits of a convolutional network's
+        results; set it to reproduce a fit bit for bit on a loaded machine.
 """,
     'distributed': """\
     distributed : "auto" or bool, default="auto"

@@ -4,7 +4,10 @@ One sample goes: read (a file through :mod:`.readers`, or an in-memory array) ->
 the modality's ``transform`` -> channels first -> ``image_size`` -> the fitted channel
 count and shape -> ``augment`` (training only) -> per-channel standardisation.
 File-backed modalities are read this way per batch; in-memory arrays without a
-transform keep a vectorised path.
+transform keep a vectorised path. The deterministic steps (``read_rows``) and the rest
+(``finish_rows``) are apart, so that decoded samples can be cached between them. The
+module is over 500 lines because fit, the per-batch reads and the cache must go through
+the very same steps: split, they would drift apart.
 """
 
 from __future__ import annotations
@@ -304,6 +307,43 @@ class ArrayPreprocessor:
             Position in the block -> (file, message) of each unreadable file.
         """
         row_ids = np.arange(len(present)) if row_ids is None else np.asarray(row_ids)
+        out, failures = self.read_rows(values, present, row_ids=row_ids,
+                                       on_read_error=on_read_error)
+        ok = np.setdiff1d(np.flatnonzero(present), list(failures), assume_unique=True)
+        self.finish_rows(out, ok, row_ids=row_ids, augment=augment, seed=seed)
+        return out, failures
+
+    def read_rows(
+        self,
+        values: Any,
+        present: np.ndarray,
+        *,
+        row_ids: np.ndarray | None = None,
+        on_read_error: str = "raise",
+    ) -> tuple[np.ndarray, dict[int, tuple[str, str]]]:
+        """The deterministic part of :meth:`transform_rows`: read, ``transform``,
+        channels, ``image_size`` and the fitted shape, without ``augment`` or
+        standardisation (what a cache of decoded samples may keep).
+
+        Parameters
+        ----------
+        values : ndarray
+            Stored values, samples on axis 0.
+        present : ndarray of bool
+            Presence mask of these samples.
+        row_ids : ndarray of int, default=None
+            Row numbers to name in errors; None is 0..n-1.
+        on_read_error : {"raise", "missing"}, default="raise"
+            "missing": an unreadable file leaves its row zero and is reported.
+
+        Returns
+        -------
+        array : ndarray of float32 (n, C, *spatial)
+            Zeros where absent or unreadable.
+        failures : dict of int to (str, str)
+            Position in the block -> (file, message) of each unreadable file.
+        """
+        row_ids = np.arange(len(present)) if row_ids is None else np.asarray(row_ids)
         rows = np.flatnonzero(present)
         failures: dict[int, tuple[str, str]] = {}
         out = np.zeros((len(present), self.channels_, *self.shape_), dtype=np.float32)
@@ -315,7 +355,40 @@ class ArrayPreprocessor:
             for r, sample in self._samples(items, rows, row_ids, on_read_error,
                                            failures).items():
                 out[r] = self._conform(sample, int(row_ids[r]), items[r])
-        ok = np.setdiff1d(rows, list(failures), assume_unique=True)
+        return out, failures
+
+    def finish_rows(
+        self,
+        out: np.ndarray,
+        ok: np.ndarray,
+        *,
+        row_ids: np.ndarray | None = None,
+        augment: bool = False,
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """The rest of :meth:`transform_rows`, in place on samples from
+        :meth:`read_rows`: ``augment`` (training), the finite check, standardisation.
+
+        Parameters
+        ----------
+        out : ndarray of float32 (n, C, *spatial)
+            Samples as :meth:`read_rows` gives them; changed in place.
+        ok : ndarray of int
+            Positions of the samples that were read (the others stay zero).
+        row_ids : ndarray of int, default=None
+            Row numbers to name in errors; None is 0..n-1.
+        augment : bool, default=False
+            Apply the modality's ``augment``.
+        seed : int, default=None
+            Seeds ``augment`` for this block.
+
+        Returns
+        -------
+        ndarray
+            ``out``.
+        """
+        row_ids = np.arange(len(out)) if row_ids is None else np.asarray(row_ids)
+        ok = np.asarray(ok, dtype=np.int64)
         if augment and self.augment_fn is not None and len(ok):
             self._augment(out, ok, row_ids, seed)
         self._check_finite(out, ok, row_ids)
@@ -331,7 +404,7 @@ class ArrayPreprocessor:
                     chunk = ok[start : start + 1024]
                     out[chunk] = (out[chunk] - mean) / scale
         check_magnitude(self.name, out, row_ids)
-        return out, failures
+        return out
 
     def _vectorised(self, dense: np.ndarray | None) -> bool:
         """Whether a numeric block is used as it is (no per-sample transform or resize)."""

@@ -5,6 +5,7 @@ slices or reads them batch by batch (DataLoader workers for files, DDP shards)."
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -12,6 +13,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .distributed import DistributedContext
+
+#: Whether DataLoader workers live for every pass of an iterator (a stage's epochs);
+#: False starts them anew each pass, as before (``benchmarks/worker_startup.py``).
+PERSISTENT_WORKERS = True
 
 
 class FusionDataset(Dataset):
@@ -216,6 +221,7 @@ class BatchIterator:
         self.num_workers = num_workers
         self.augment_generator = augment_generator
         self.distributed = distributed
+        self._loader: DataLoader | None = None
 
     def _local_size(self) -> tuple[int, int]:
         """Rows this process iterates over in a pass, and its batch size."""
@@ -263,20 +269,57 @@ class BatchIterator:
             for index, _ in self._requests():
                 yield self.dataset.batch(index, self.device)
             return
-        loader = DataLoader(
-            _BatchReads(self.dataset, augment=self.shuffle),
-            sampler=self._requests(),
-            batch_size=None,
-            num_workers=self.num_workers,
-            pin_memory=torch.device(self.device).type == "cuda",
-            # its own generator: a DataLoader draws its workers' base seed, which from
-            # the global generator would shift dropout and make files train otherwise
-            # than the same images in memory
-            generator=torch.Generator().manual_seed(0),
-        )
-        for X, y, failures in loader:
+        if not any(getattr(source, "needs_workers", True)
+                   for source in self.dataset.lazy.values()):
+            # samples decoded already, not augmented: a copy and a standardisation per
+            # batch, cheaper here than through worker processes and their queues
+            for index, seed in self._requests():
+                X, y, failures = self.dataset.read_batch(index, augment=self.shuffle,
+                                                         seed=seed)
+                self.dataset.record_failures(failures)
+                yield to_device(X, y, self.device)
+            return
+        if self._loader is None:
+            self._loader = DataLoader(
+                _BatchReads(self.dataset, augment=self.shuffle),
+                sampler=_PassRequests(self),
+                batch_size=None,
+                num_workers=self.num_workers,
+                # workers live as long as this iterator (every epoch of a stage), not
+                # one pass: starting them costs a fork and the dataset's copy each time
+                persistent_workers=PERSISTENT_WORKERS and self.num_workers > 0,
+                pin_memory=torch.device(self.device).type == "cuda",
+                # its own generator: a DataLoader draws its workers' base seed, which
+                # from the global generator would shift dropout and make files train
+                # otherwise than the same images in memory
+                generator=torch.Generator().manual_seed(0),
+            )
+        for X, y, failures in self._loader:
             self.dataset.record_failures(failures)
             yield to_device(X, y, self.device)
+
+
+class _PassRequests:
+    """The sampler of a persistent DataLoader: each pass draws its batches anew.
+
+    It refers to its iterator weakly: a reference cycle (iterator -> loader -> sampler
+    -> iterator) would leave a dropped loader's live workers to the cyclic garbage
+    collector, which may run in a worker forked later, where shutting them down fails.
+    """
+
+    def __init__(self, iterator: BatchIterator) -> None:
+        self._iterator = weakref.ref(iterator)
+
+    def __iter__(self):
+        # drawn at the first batch, not when iter() is called: a DataLoader calls it
+        # twice as it starts its workers, and two draws would shift the random stream
+        iterator = self._iterator()
+        if iterator is not None:
+            yield from iterator._requests()
+
+    def __len__(self) -> int:
+        iterator = self._iterator()
+        return 0 if iterator is None else len(iterator)
 
 
 class _BatchReads(Dataset):

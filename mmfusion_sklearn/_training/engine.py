@@ -151,8 +151,11 @@ def dataset_for(
     on_read_error: str,
     verbose: int = 0,
     present: np.ndarray | None = None,
+    cache_dir: Any = None,
+    num_workers: int = 0,
 ) -> FusionDataset:
-    """The FusionDataset of ``data``: tensors, lazy file sources and frozen features."""
+    """The FusionDataset of ``data``: tensors, decoded or lazy file sources and frozen
+    features."""
     check_known_modalities(data, dict(modalities))
     names = list(modalities)
     if present is None:
@@ -160,6 +163,8 @@ def dataset_for(
     return training_dataset(
         data, names, preprocessors, frozen, present, target, weight,
         on_read_error=on_read_error, log=log, verbose=verbose,
+        cache_dir=None if cache_dir is None else os.fspath(cache_dir),
+        num_workers=num_workers,
     )
 
 
@@ -278,6 +283,7 @@ def predict(
     on_read_error: str,
     verbose: int = 0,
     temperatures: Any = None,
+    cache_dir: Any = None,
 ) -> np.ndarray:
     """The members' outputs on ``data``, combined by ``task`` (streamed in batches)."""
     check_known_modalities(data, dict(modalities))
@@ -287,6 +293,7 @@ def predict(
         presence_matrix(data, names), batch_size=batch_size, device=device,
         precision=precision, num_workers=num_workers, on_read_error=on_read_error,
         verbose=verbose, temperatures=temperatures,
+        cache_dir=None if cache_dir is None else os.fspath(cache_dir),
     )
 
 

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 import torch
 
+from .cores import default_thread_count
+
 #: What ``precision`` accepts, and the autocast dtype of each (None: full precision).
 PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
@@ -37,13 +39,18 @@ def make_grad_scaler(device: torch.device | str, precision: str):
 
 @contextmanager
 def torch_threads(n_threads: int | None):
-    """Run the block with ``torch.set_num_threads(n_threads)``, restored afterwards
-    (None: leave torch's setting alone)."""
-    if n_threads is None:
+    """Run the block with ``torch.set_num_threads(n_threads)``, restored afterwards.
+
+    None: torch's setting, lowered to the cores that other processes leave free
+    (:func:`~mmfusion_sklearn._training.cores.default_thread_count`): threads on busy
+    cores make a fit several times slower than one thread.
+    """
+    before = torch.get_num_threads()
+    wanted = default_thread_count(before) if n_threads is None else int(n_threads)
+    if wanted == before:
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n_threads))
+    torch.set_num_threads(wanted)
     try:
         yield
     finally:

@@ -36,7 +36,8 @@ from .._preprocessing import holds_files, sample_shape
 from .._preprocessing.tabular import warn_unseen_categories
 from .._torch.encoders import compute_features
 from .batches import BatchIterator, FusionDataset
-from .cache import FEATURE_CACHE, FeatureCache, callable_key, digest, sample_key
+from .cache import FEATURE_CACHE, SAMPLE_CACHE, FeatureCache, callable_key, digest, sample_key
+from .decoded import DecodedSource, SampleReads, decode_all, decoded_bytes, sample_namespace
 from .runtime import autocast
 
 #: Rows per prediction batch when every modality is a table or a vector (images and
@@ -91,15 +92,20 @@ class LazySource:
         Collects the categories a table meets that fit never saw (one warning later).
     skip : ndarray of bool, default=None
         Rows not to read (left zero), e.g. those whose frozen features are cached.
+    reads : SampleReads, default=None
+        Reads image and volume files through the decoded-sample cache; None decodes
+        every file every time.
     """
 
     def __init__(self, values: Any, preprocessor: Any, on_read_error: str = "raise",
-                 unseen: dict | None = None, skip: np.ndarray | None = None) -> None:
+                 unseen: dict | None = None, skip: np.ndarray | None = None,
+                 reads: SampleReads | None = None) -> None:
         self.values = values
         self.preprocessor = preprocessor
         self.on_read_error = on_read_error
         self.unseen = unseen
         self.skip = skip
+        self.reads = reads
 
     def take(self, rows: np.ndarray, present: np.ndarray, augment: bool = False,
              seed: int | None = None) -> tuple[np.ndarray, dict[int, tuple[str, str]]]:
@@ -108,6 +114,12 @@ class LazySource:
         if self.skip is not None:  # e.g. samples whose frozen features are cached
             present = present & ~self.skip[rows]
         part = _take(self.values, rows)
+        if self.reads is not None:  # images and volumes: decoded once, then cached
+            out, failures = self.reads.read(self.preprocessor, part, present, rows,
+                                            self.on_read_error)
+            ok = np.setdiff1d(np.flatnonzero(present), list(failures), assume_unique=True)
+            self.preprocessor.finish_rows(out, ok, row_ids=rows, augment=augment, seed=seed)
+            return out, failures
         if hasattr(self.preprocessor, "transform_rows"):
             return self.preprocessor.transform_rows(
                 part, present, row_ids=rows, on_read_error=self.on_read_error,
@@ -317,9 +329,11 @@ def training_dataset(
     on_read_error: str,
     log: ReadLog,
     verbose: int = 0,
+    cache_dir: str | None = None,
+    num_workers: int = 0,
 ) -> FusionDataset:
     """The FusionDataset of fit: tensors for in-memory modalities and frozen features,
-    lazy sources for files.
+    files decoded once (within the decoded-sample cache's bound) or read per batch.
 
     Parameters
     ----------
@@ -344,6 +358,10 @@ def training_dataset(
         Collects unreadable files.
     verbose : int, default=0
         Progress bars for frozen encoders.
+    cache_dir : str, default=None
+        Folder of the persistent caches.
+    num_workers : int, default=0
+        DataLoader workers decoding files.
 
     Returns
     -------
@@ -363,7 +381,8 @@ def training_dataset(
             shape = sample_shape(preprocessors[name])
             inputs[name] = torch.zeros((n, *shape))
         elif _read_per_batch(preprocessors[name], data.values(name), column):
-            lazy[name] = LazySource(data.values(name), preprocessors[name], on_read_error)
+            lazy[name] = _file_source(name, m, data.values(name), preprocessors[name],
+                                      present, on_read_error, log, cache_dir, num_workers)
         else:
             inputs[name] = torch.from_numpy(preprocessors[name].transform(data.values(name),
                                                                           column))
@@ -373,6 +392,26 @@ def training_dataset(
         inputs, torch.from_numpy(present), torch.from_numpy(np.ascontiguousarray(target)),
         torch.from_numpy(weight.astype(np.float32)), lazy=lazy, names=list(names),
     )
+
+
+def _file_source(name: str, m: int, values: Any, preprocessor: Any, present: np.ndarray,
+                 on_read_error: str, log: ReadLog, cache_dir: str | None,
+                 num_workers: int) -> LazySource | DecodedSource:
+    """A training modality read per batch: files decoded once where their samples fit
+    the decoded-sample cache's bound (unreadable ones marked absent in ``present``),
+    else read per batch through it; in-memory arrays (augmented) as they are."""
+    column = present[:, m]
+    if not holds_files(values, column):
+        return LazySource(values, preprocessor, on_read_error)
+    reads = SampleReads(sample_namespace(preprocessor), cache_dir)
+    if decoded_bytes(preprocessor, int(column.sum())) > SAMPLE_CACHE.max_bytes:
+        return LazySource(values, preprocessor, on_read_error, reads=reads)
+    samples, failures = decode_all(values, preprocessor, column, reads,
+                                   on_read_error=on_read_error, num_workers=num_workers)
+    for row, failure in failures.items():
+        log.failures[(name, row)] = failure
+        present[row, m] = False
+    return DecodedSource(samples, preprocessor)
 
 
 def predict_outputs(
@@ -391,6 +430,7 @@ def predict_outputs(
     on_read_error: str,
     verbose: int = 0,
     temperatures: Any = None,
+    cache_dir: str | None = None,
 ) -> np.ndarray:
     """The members' outputs combined by the task, batch by batch.
 
@@ -431,6 +471,8 @@ def predict_outputs(
     temperatures : TemperatureTable, default=None
         Divides each sample's log-probabilities by the temperature of the modalities
         it has (then renormalised; classes only); None leaves them as they are.
+    cache_dir : str, default=None
+        Folder of the persistent decoded-sample cache.
 
     Returns
     -------
@@ -454,8 +496,11 @@ def predict_outputs(
         unseen = log.unseen.setdefault(name, {})
         skip = skipped[name] = (frozen[name].cached_mask(data.values(name), present[:, m])
                                 if name in frozen else None)
-        lazy[name] = LazySource(data.values(name), preprocessors[name], on_read_error, unseen,
-                                skip=skip)
+        values = data.values(name)
+        reads = (SampleReads(sample_namespace(preprocessors[name]), cache_dir)
+                 if name not in frozen and holds_files(values, present[:, m]) else None)
+        lazy[name] = LazySource(values, preprocessors[name], on_read_error, unseen,
+                                skip=skip, reads=reads)
     dataset = FusionDataset({}, torch.from_numpy(present), lazy=lazy, names=list(names))
     iterator = BatchIterator(dataset, rows_per_batch, num_workers=num_workers)
     out: np.ndarray | None = None
