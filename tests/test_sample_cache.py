@@ -215,3 +215,18 @@ def test_training_workers_live_for_every_epoch(tmp_path, monkeypatch):
     pids = set(readers) - {str(os.getpid())}
     assert len(readers) - readers.count(str(os.getpid())) == 4 * 30  # every epoch read
     assert len(pids) == 2  # two workers for the four epochs, not two per epoch
+
+
+def test_prediction_takes_held_samples_and_keeps_no_new_ones(tmp_path, counted_reads):
+    X, y, _ = _pngs(tmp_path)
+    clf = fast_clf(SPEC, max_epochs=1).fit(X, y)
+    held = len(SAMPLE_CACHE)
+    counted_reads.clear()
+    clf.predict_proba(X)
+    assert counted_reads == []  # every training file is held already
+    (tmp_path / "new").mkdir()
+    other, _, _ = _pngs(tmp_path / "new", seed=1)
+    clf.predict_proba(other)
+    clf.predict_proba(other)
+    assert len(counted_reads) == 2 * 30  # new files: decoded in each streamed pass
+    assert len(SAMPLE_CACHE) == held  # and not kept: prediction memory stays flat

@@ -61,11 +61,15 @@ class SampleReads:
         Folder of the persistent cache (its ``mmfusion-samples`` sub-folder). A folder
         that cannot be written (a full disk, no permission) is left alone after one
         warning: the samples are then decoded as if it were not set.
+    remember : bool, default=True
+        Keep decoded samples in this process's memory. Prediction does not: it streams,
+        and what grows with n is its output alone (it still takes the samples held).
     """
 
-    def __init__(self, namespace: str, cache_dir: str | None) -> None:
+    def __init__(self, namespace: str, cache_dir: str | None, remember: bool = True) -> None:
         self.namespace = namespace
         self.cache_dir = cache_dir
+        self.remember = remember
         #: samples decoded (cache misses) by this object in this process
         self.decoded = 0
 
@@ -77,7 +81,7 @@ class SampleReads:
         when ``memory``, by default in the main process only)."""
         store = _cache.SAMPLE_CACHE
         if memory is None:
-            memory = _in_main_process()
+            memory = self.remember and _in_main_process()
         keyed = self._keys(values, np.flatnonzero(present))
         found = store.get(self.namespace, list(keyed.values()), self.cache_dir,
                           memory=memory) if keyed else []

@@ -497,7 +497,7 @@ def predict_outputs(
         skip = skipped[name] = (frozen[name].cached_mask(data.values(name), present[:, m])
                                 if name in frozen else None)
         values = data.values(name)
-        reads = (SampleReads(sample_namespace(preprocessors[name]), cache_dir)
+        reads = (SampleReads(sample_namespace(preprocessors[name]), cache_dir, remember=False)
                  if name not in frozen and holds_files(values, present[:, m]) else None)
         lazy[name] = LazySource(values, preprocessors[name], on_read_error, unseen,
                                 skip=skip, reads=reads)
