@@ -168,3 +168,17 @@ def test_the_busy_cores_benchmark_runs_and_reports_each_setting(monkeypatch, cap
             assert re.search(rf"\| GSE7390 tables \| [^|]*{load} \| {setting} \|", out), (
                 load, setting)
     assert torch.get_num_threads() == before
+
+
+def test_an_explicit_thread_count_reproduces_a_fit_whatever_the_free_cores(monkeypatch):
+    rng = np.random.default_rng(1)
+    y = np.arange(60) % 2
+    X = {"a": rng.normal(size=(60, 3)) + y[:, None], "b": rng.normal(size=(60, 2))}
+    params = {"embed_dim": 8, "pretrain_epochs": 1, "max_epochs": 3, "device": "cpu",
+              "random_state": 0, "n_threads": 1}
+    probabilities = []
+    for free in (1, 8):
+        monkeypatch.setattr(cores, "free_cores", lambda free=free: free)
+        monkeypatch.setattr(cores, "_last", None)
+        probabilities.append(MultimodalFusionClassifier(**params).fit(X, y).predict_proba(X))
+    np.testing.assert_array_equal(probabilities[0], probabilities[1])
