@@ -198,8 +198,8 @@ PARAMETERS: dict[str, str] = {
         busy cores wait for one another at every operation: on two busy cores a fit
         ran 4.2x slower on two threads than on one (``benchmarks/threads_loaded.py``).
         The thread count can change a fit's results: in their last bits, and through
-        early stopping by more (1 vs 2 threads, max |dp| 1e-8 on GSE7390 tables, 9e-3
-        on a 10-class model). Set ``n_threads`` to reproduce a fit bit for bit on a
+        early stopping by more (1 vs 2 threads: probabilities apart by up to 1e-8 on
+        GSE7390 tables, 9e-3 on a 10-class model). Set ``n_threads`` to reproduce a fit bit for bit on a
         machine whose load varies.
 """,
     'distributed': """\
