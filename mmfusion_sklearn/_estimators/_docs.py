@@ -199,8 +199,8 @@ PARAMETERS: dict[str, str] = {
         ran 4.2x slower on two threads than on one (``benchmarks/threads_loaded.py``).
         The thread count can change a fit's results: in their last bits, and through
         early stopping by more (1 vs 2 threads: probabilities apart by up to 1e-8 on
-        GSE7390 tables, 9e-3 on a 10-class model). Set ``n_threads`` to reproduce a fit bit for bit on a
-        machine whose load varies.
+        GSE7390 tables, 9e-3 on a 10-class model). Set ``n_threads`` to reproduce a
+        fit bit for bit on a machine whose load varies.
 """,
     'distributed': """\
     distributed : "auto" or bool, default="auto"
