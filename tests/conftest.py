@@ -24,6 +24,19 @@ FAST = {
 }
 
 
+def quadrant_images(n: int, seed: int = 0):
+    """Seeded 8-bit grey 12x12 images whose bright quadrant gives the class, a 3-column
+    table carrying it too, and the labels: ``(images, table, y)``."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    rng.shuffle(y)
+    images = rng.integers(0, 120, size=(n, 12, 12)).astype(np.uint8)
+    for i, label in enumerate(y):
+        images[i, 6 * label : 6 * label + 6, :6] += 120
+    table = rng.normal(size=(n, 3)) + y[:, None]
+    return images, table, y
+
+
 def fast_clf(modalities=None, **params) -> MultimodalFusionClassifier:
     """A MultimodalFusionClassifier with the cheap settings of :data:`FAST`."""
     return MultimodalFusionClassifier(modalities, **{**FAST, **params})

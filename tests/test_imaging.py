@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import fast_clf
+from conftest import fast_clf, quadrant_images
 from numpy.testing import assert_allclose
 from PIL import Image
 from sklearn.model_selection import cross_val_score
@@ -26,21 +26,9 @@ from mmfusion_sklearn._preprocessing import ArrayPreprocessor, readers
 from mmfusion_sklearn._training.cache import FEATURE_CACHE, clear_sample_cache
 
 
-def _pixels(n: int, seed: int = 0):
-    """Seeded 8-bit grey 12x12 images whose bright quadrant gives the class."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 2
-    rng.shuffle(y)
-    images = rng.integers(0, 120, size=(n, 12, 12)).astype(np.uint8)
-    for i, label in enumerate(y):
-        images[i, 6 * label : 6 * label + 6, :6] += 120
-    table = rng.normal(size=(n, 3)) + y[:, None]
-    return images, table, y
-
-
 @pytest.fixture
 def png_data(tmp_path):
-    images, table, y = _pixels(40)
+    images, table, y = quadrant_images(40)
     paths = []
     for i, image in enumerate(images):
         path = tmp_path / f"img{i:03d}.png"
@@ -84,7 +72,7 @@ def test_files_are_decoded_once_whatever_the_epochs(png_data, monkeypatch):
     fast_clf(SPEC, max_epochs=2).fit(X, y)
     assert len(reads) == n_present  # the statistics only
     reads.clear()
-    fast_clf(SPEC, max_epochs=3).fit(_X(_pixels(40)[0], table), y)
+    fast_clf(SPEC, max_epochs=3).fit(_X(quadrant_images(40)[0], table), y)
     # in-memory items are preprocessed once in fit (statistics, then the tensor the
     # epochs slice), whatever the epochs
     assert len(reads) == 2 * n_present
@@ -111,7 +99,7 @@ def test_fit_statistics_of_many_files_come_from_a_subsample(tmp_path, monkeypatc
     from mmfusion_sklearn._preprocessing import arrays
 
     monkeypatch.setattr(arrays, "FIT_SAMPLE_FILES", 10)
-    images, _, _ = _pixels(40)
+    images, _, _ = quadrant_images(40)
     paths = []
     for i, image in enumerate(images):
         Image.fromarray(image).save(tmp_path / f"{i}.png")

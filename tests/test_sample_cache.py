@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import fast_clf
+from conftest import fast_clf, quadrant_images
 from numpy.testing import assert_allclose, assert_array_equal
 from PIL import Image
 
@@ -33,17 +33,13 @@ def empty_cache():
 
 
 def _pngs(folder: Path, n: int = 30, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 2
-    images = rng.integers(0, 120, size=(n, 12, 12)).astype(np.uint8)
-    for i, label in enumerate(y):
-        images[i, 6 * label : 6 * label + 6, :6] += 120
+    """``quadrant_images`` written as PNG files: ``(X, y, images)``."""
+    images, table, y = quadrant_images(n, seed)
     paths = []
     for i, image in enumerate(images):
         path = folder / f"img{i:03d}.png"
         Image.fromarray(image).save(path)
         paths.append(str(path))
-    table = rng.normal(size=(n, 3)) + y[:, None]
     return {"image": paths, "table": table}, y, images
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.threads_loaded import busy_cores
 from mmfusion_sklearn import MultimodalFusionClassifier
 from mmfusion_sklearn._training import cores
 from mmfusion_sklearn._training.runtime import torch_threads
@@ -102,13 +102,26 @@ def test_the_default_never_raises_torch_setting_and_reuses_its_measurement(monke
 
 
 def test_torch_threads_none_lowers_and_restores(monkeypatch):
-    before = torch.get_num_threads()
+    before = torch.get_num_threads()  # the suite's one thread
     monkeypatch.setattr(cores, "free_cores", lambda: 1)
     monkeypatch.setattr(cores, "_last", None)
-    with torch_threads(None):
-        inside = torch.get_num_threads()
-    assert inside == 1
-    assert torch.get_num_threads() == before
+    torch.set_num_threads(2)
+    try:
+        with torch_threads(None):
+            inside = torch.get_num_threads()
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert inside == 1 and after == 2
+
+
+def test_one_thread_already_is_not_measured(monkeypatch):
+    def never():
+        raise AssertionError("measured the free cores for a count it cannot lower")
+
+    monkeypatch.setattr(cores, "free_cores", never)
+    monkeypatch.setattr(cores, "_last", None)
+    assert cores.default_thread_count(1) == 1
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/stat")
@@ -132,23 +145,19 @@ def test_a_fit_on_busy_cores_uses_fewer_threads_than_torch_and_explicit_counts_h
     before = torch.get_num_threads()  # the suite runs on one thread: torch's default here
     default = os.cpu_count()
     torch.set_num_threads(default)
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                for _ in range(default)]
     try:
-        time.sleep(1.0)  # their interpreters have started
-        monkeypatch.setattr(cores, "_last", None)
-        clf = MultimodalFusionClassifier(**params, callbacks=[("probe", ThreadProbe())])
-        clf.fit(X, y)
-        used = dict(clf._nets[0].callbacks_)["probe"].threads
-        # one epoch: threads on busy cores are slow, which is the point
-        explicit = MultimodalFusionClassifier(**{**params, "max_epochs": 1}, n_threads=default,
-                                              callbacks=[("probe", ThreadProbe())]).fit(X, y)
-        after = torch.get_num_threads()
+        with busy_cores(default):  # one spinning process per core
+            monkeypatch.setattr(cores, "_last", None)
+            clf = MultimodalFusionClassifier(**params, callbacks=[("probe", ThreadProbe())])
+            clf.fit(X, y)
+            used = dict(clf._nets[0].callbacks_)["probe"].threads
+            # one epoch: threads on busy cores are slow, which is the point
+            explicit = MultimodalFusionClassifier(
+                **{**params, "max_epochs": 1}, n_threads=default,
+                callbacks=[("probe", ThreadProbe())]).fit(X, y)
+            after = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
     assert used and max(used) < default
     assert dict(explicit._nets[0].callbacks_)["probe"].threads == [default]
     assert after == default  # restored after each fit

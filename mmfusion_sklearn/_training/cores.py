@@ -117,6 +117,8 @@ def default_thread_count(current: int) -> int:
     """torch's thread count for a fit or a prediction under ``n_threads=None``: the
     current setting, lowered to the free cores (measured at most every ``REUSE_S``)."""
     global _last
+    if current <= 1:  # nothing to lower: no 0.1 s measurement
+        return current
     with _lock:
         now = time.monotonic()
         if _last is None or now - _last[0] > REUSE_S:
